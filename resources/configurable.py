@@ -1,0 +1,117 @@
+"""Thin, typed Dagster resources that hand out the clients and stores of this package."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from resources.connections import Connection, ConnectionStore
+from resources.database import make_engine, redact_url
+from resources.settings import MODE_DEMO, MODE_LIVE
+from resources.tiktok.apps import DEMO_APP, live_credentials_configured, load_app
+from resources.tiktok.client import BACKOFF_CAP_S, DEFAULT_BASE_URL, MAX_ATTEMPTS, TikTokClient
+from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL, OAuthClient
+from resources.tokens import ConnectionTokens
+from resources.warehouse import Warehouse
+
+
+class DemoModeError(RuntimeError):
+    """Demo and live must never mix: demo data in a real warehouse, or real tokens in the demo."""
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class StateDatabaseResource(dg.ConfigurableResource):
+    """The state database: connections, tokens and sync state (never the warehouse)."""
+
+    url: str
+    _store: ConnectionStore | None = PrivateAttr(default=None)
+
+    def store(self) -> ConnectionStore:
+        if self._store is None:
+            self._store = ConnectionStore(make_engine(self.url))
+        return self._store
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where the synced tables live: any SQLAlchemy URL (SQLite by default, PostgreSQL for real)."""
+
+    url: str
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = Warehouse(make_engine(self.url))
+        return self._warehouse
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+
+class TikTokResource(dg.ConfigurableResource):
+    """Opens a Display API client for one connection, with its tokens and app credentials."""
+
+    api_base_url: str = DEFAULT_BASE_URL
+    auth_base_url: str = DEFAULT_AUTH_BASE_URL
+    mode: str = MODE_LIVE
+    max_attempts: int = MAX_ATTEMPTS
+    backoff_cap_s: float = BACKOFF_CAP_S
+
+    def check_connection(self, connection: Connection) -> None:
+        """Refuse any mix of demo and live: apps, hosts and credentials."""
+        if self.mode == MODE_DEMO:
+            configured = live_credentials_configured()
+            if configured:
+                raise DemoModeError(
+                    f"demo mode refuses to run while TikTok credentials are configured "
+                    f"({', '.join(configured)}); unset TIKTOK_CRM_SYNC_MODE to sync live"
+                )
+            if not _is_loopback(self.api_base_url):
+                raise DemoModeError(
+                    "demo mode talks only to the built-in simulator on 127.0.0.1, not "
+                    f"{urlsplit(self.api_base_url).hostname}; start it with `tiktok-crm-sync demo`"
+                )
+            if connection.app != DEMO_APP:
+                raise DemoModeError(
+                    f"connection {connection.name!r} is a live connection (app "
+                    f"{connection.app!r}); demo mode syncs only demo connections"
+                )
+        elif connection.app == DEMO_APP:
+            raise DemoModeError(
+                f"connection {connection.name!r} belongs to the built-in demo app and syncs only "
+                "in demo mode (`tiktok-crm-sync demo`); live runs never read simulated data"
+            )
+
+    def oauth(self, app_name: str) -> OAuthClient:
+        return OAuthClient(
+            load_app(app_name), api_base_url=self.api_base_url, auth_base_url=self.auth_base_url
+        )
+
+    @contextmanager
+    def client(self, connection: Connection, store: ConnectionStore) -> Iterator[TikTokClient]:
+        self.check_connection(connection)
+        tokens = ConnectionTokens(store, connection.name, self.oauth(connection.app))
+        client = TikTokClient(
+            tokens,
+            base_url=self.api_base_url,
+            max_attempts=self.max_attempts,
+            backoff_cap_s=self.backoff_cap_s,
+        )
+        try:
+            yield client
+        finally:
+            client.close()

@@ -1,0 +1,1 @@
+"""Everything that talks to TikTok: OAuth, the Display API client, typed errors and models."""

@@ -1,0 +1,81 @@
+"""Shared fixtures: isolated state and warehouse databases, the simulator, and PostgreSQL.
+
+PostgreSQL tests use TEST_POSTGRES_URL (default: the local server, user postgres, database test),
+each session in a schema of its own that is dropped afterwards. Where the server is unreachable
+they skip with the reason, except under CI=true, where an unreachable server fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from simulators.tiktok import SimulatorConfig, TikTokSimulator
+
+DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path: Path) -> Iterator[None]:
+    """No test reads the developer's settings or credentials, and none leaks its own.
+
+    The whole environment is restored afterwards because the demo code sets variables for the
+    runs it starts (mode, simulator URL, DAGSTER_HOME).
+    """
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith("TIKTOK_") or name in ("WAREHOUSE_URL", "STATE_DATABASE_URL"):
+            del os.environ[name]
+    os.environ["TIKTOK_CRM_SYNC_HOME"] = str(tmp_path / "data")
+    os.environ["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+    (tmp_path / "dagster_home").mkdir()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def simulator() -> Iterator[TikTokSimulator]:
+    sim = TikTokSimulator(SimulatorConfig(seed=7, accounts=4, videos_per_account=45))
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[sa.Engine]:
+    url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL)
+    admin = sa.create_engine(url)
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError as err:
+        reason = f"PostgreSQL at {url} is unreachable ({type(err.orig).__name__})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; under CI=true PostgreSQL tests must run")
+        pytest.skip(reason)
+    yield admin
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: sa.Engine) -> Iterator[str]:
+    """A URL whose search_path is a fresh schema, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with postgres_server.begin() as db:
+        db.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = postgres_server.url.render_as_string(hide_password=False)
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with postgres_server.begin() as db:
+            db.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -1,0 +1,68 @@
+"""Hard stops of a /v2/video/list/ page walk (tiktok-api.md section 4 and 12.9)."""
+
+import pytest
+
+from resources.tiktok.models import TikTokVideo, VideoPage
+from resources.tiktok.pagination import MAX_EMPTY_PAGES, PageWalk
+
+
+def video(video_id: int, create_time: int | None = None) -> TikTokVideo:
+    return TikTokVideo(
+        id=str(7_300_000_000_000_000_000 + video_id), create_time=create_time or video_id
+    )
+
+
+def page(ids: list[int], cursor: int, has_more: bool = True) -> VideoPage:
+    return VideoPage(videos=tuple(video(i) for i in ids), cursor=cursor, has_more=has_more)
+
+
+def walk_all(pages: list[VideoPage], **kwargs) -> tuple[list[str], PageWalk]:
+    walk, seen = PageWalk(**kwargs), []
+    for item in pages:
+        seen.extend(v.id for v in walk.accept(item))
+        if walk.stopped:
+            break
+    return seen, walk
+
+
+def test_stops_when_has_more_is_false():
+    ids, walk = walk_all([page([9, 8], 8000), page([7], 7000, has_more=False), page([1], 1)])
+    assert len(ids) == 3
+    assert (walk.pages, walk.stop_reason) == (2, "has_more_false")
+
+
+def test_repeated_cursor_stops_the_loop():
+    ids, walk = walk_all([page([9, 8], 8000), page([7], 8000), page([6], 6000)])
+    assert walk.stop_reason == "cursor_not_advancing"
+    assert len(ids) == 3
+
+
+def test_duplicates_across_pages_are_dropped():
+    ids, walk = walk_all([page([9, 8], 8000), page([8, 7], 7000, has_more=False)])
+    assert len(ids) == len(set(ids)) == 3
+    assert walk.duplicates == 1
+
+
+def test_empty_pages_with_has_more_end_after_a_few():
+    pages = [page([9], 9000)] + [page([], 9000 - i) for i in range(1, 10)]
+    _, walk = walk_all(pages)
+    assert walk.stop_reason == "empty_pages"
+    assert walk.pages == 1 + MAX_EMPTY_PAGES
+
+
+def test_short_pages_with_has_more_continue():
+    ids, walk = walk_all([page([9], 9000), page([8], 8000), page([7], 7000, has_more=False)])
+    assert len(ids) == 3 and walk.stop_reason == "has_more_false"
+
+
+@pytest.mark.parametrize(("watermark", "expected"), [(8, 1), (7, 2), (0, 3)])
+def test_incremental_walk_stops_at_stored_videos(watermark, expected):
+    ids, _ = walk_all(
+        [page([9, 8], 8000), page([7], 7000, has_more=False)], stop_at_or_before=watermark
+    )
+    assert len(ids) == expected
+
+
+def test_max_pages_is_a_hard_stop():
+    ids, walk = walk_all([page([100 - i], 100_000 - i * 1000) for i in range(50)], max_pages=5)
+    assert (walk.pages, walk.stop_reason, len(ids)) == (5, "max_pages", 5)

@@ -1,0 +1,113 @@
+"""Token lifecycle against the state database: refresh ahead of expiry, rotation, reconnect."""
+
+import threading
+
+import pytest
+
+from resources.connections import NEEDS_RECONNECT, ConnectionStore
+from resources.database import make_engine
+from resources.tiktok.errors import NeedsReconnect
+from resources.tiktok.oauth import TokenGrant
+from resources.tokens import REFRESH_MARGIN_S, ConnectionTokens
+
+NOW = 1_800_000_000.0
+
+
+def grant(n: int, expires_in: int = 7200) -> TokenGrant:
+    return TokenGrant(
+        open_id="-000abc",
+        scopes=frozenset({"user.info.basic", "video.list"}),
+        expires_in=expires_in,
+        refresh_expires_in=15_552_000,
+        issued_at=NOW,
+        access_token=f"act.{n}!",
+        refresh_token=f"rft.{n}!",
+    )
+
+
+class RotatingOAuth:
+    """Like TikTok with rotation: each refresh token works once."""
+
+    def __init__(self) -> None:
+        self.valid = {"rft.1!"}
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def refresh(self, refresh_token: str) -> TokenGrant:
+        with self.lock:
+            self.calls += 1
+            if refresh_token not in self.valid:
+                raise NeedsReconnect("invalid_grant", code="invalid_grant")
+            self.valid.discard(refresh_token)
+            n = int(refresh_token[4:-1]) + 1
+            self.valid.add(f"rft.{n}!")
+            return grant(n)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = ConnectionStore(make_engine(f"sqlite:///{tmp_path / 'state.db'}"), now=lambda: NOW)
+    store.save_grant("creator-1", "default", grant(1))
+    return store
+
+
+def test_fresh_token_is_used_as_is(store):
+    oauth = RotatingOAuth()
+    assert ConnectionTokens(store, "creator-1", oauth, now=lambda: NOW).access_token() == "act.1!"
+    assert oauth.calls == 0
+
+
+def test_token_is_refreshed_ahead_of_expiry_from_expires_in(store):
+    oauth = RotatingOAuth()
+    almost_expired = NOW + 7200 - REFRESH_MARGIN_S + 1
+    tokens = ConnectionTokens(store, "creator-1", oauth, now=lambda: almost_expired)
+    assert tokens.access_token() == "act.2!"
+    stored = store.get("creator-1")
+    assert (stored.refresh_token, stored.token_version) == ("rft.2!", 2)
+
+
+def test_concurrent_refreshes_burn_no_refresh_token(store):
+    oauth = RotatingOAuth()
+    results: list[str] = []
+
+    def worker() -> None:
+        tokens = ConnectionTokens(store, "creator-1", oauth, now=lambda: NOW)
+        results.append(tokens.refresh("act.1!"))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(results) == {"act.2!"}
+    assert oauth.calls == 1
+    assert store.get("creator-1").refresh_token in oauth.valid
+
+
+def test_refresh_rotated_by_another_process_is_picked_up(store):
+    oauth = RotatingOAuth()
+    other_process = ConnectionTokens(store, "creator-1", oauth, now=lambda: NOW)
+    stale_view = store.get("creator-1")
+    other_process.refresh("act.1!")  # rotates rft.1 -> rft.2 and stores it
+    # This process still holds act.1 and rft.1; TikTok now refuses rft.1.
+    assert oauth.refresh.__self__.valid == {"rft.2!"}
+    assert stale_view.refresh_token == "rft.1!"
+    mine = ConnectionTokens(store, "creator-1", oauth, now=lambda: NOW)
+    assert mine.refresh("act.1!") == "act.2!"
+    assert store.get("creator-1").status == "active"
+
+
+def test_invalid_grant_marks_needs_reconnect_with_the_command(store):
+    oauth = RotatingOAuth()
+    oauth.valid.clear()  # the user revoked the app
+    tokens = ConnectionTokens(store, "creator-1", oauth, now=lambda: NOW)
+    with pytest.raises(NeedsReconnect, match="connections reconnect creator-1"):
+        tokens.refresh("act.1!")
+    stored = store.get("creator-1")
+    assert stored.status == NEEDS_RECONNECT
+    assert "reconnect creator-1" in stored.status_reason
+
+
+def test_tokens_never_show_in_repr(store):
+    assert "act.1!" not in repr(store.get("creator-1"))
+    assert "rft.1!" not in repr(grant(1))
