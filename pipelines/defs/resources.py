@@ -1,0 +1,32 @@
+"""Resources bound from the environment; the embedded SQLite defaults need no configuration."""
+
+import os
+
+import dagster as dg
+
+from resources import settings
+from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
+from resources.tiktok.client import DEFAULT_BASE_URL
+from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL
+
+
+def _url(variable: str, default: str) -> str | dg.EnvVar:
+    # A configured URL may hold a password: bind it as EnvVar so the UI shows only the name.
+    return dg.EnvVar(variable) if os.environ.get(variable) else default
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "tiktok": TikTokResource(
+                api_base_url=os.environ.get("TIKTOK_API_BASE_URL") or DEFAULT_BASE_URL,
+                auth_base_url=os.environ.get("TIKTOK_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL,
+                mode=settings.mode(),
+            ),
+            "state_db": StateDatabaseResource(
+                url=_url("STATE_DATABASE_URL", settings.state_database_url())
+            ),
+            "warehouse": WarehouseResource(url=_url("WAREHOUSE_URL", settings.warehouse_url())),
+        }
+    )

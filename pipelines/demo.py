@@ -1,0 +1,105 @@
+"""Demo mode: the built-in TikTok simulator, demo connections, and real Dagster runs.
+
+Demo mode is explicit (TIKTOK_CRM_SYNC_MODE=demo, set only by the `demo` and `ui` commands), refuses
+to start when live TikTok credentials are configured, and syncs only connections of the `demo` app.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from resources import settings
+from resources.connections import ConnectionStore
+from resources.database import make_engine
+from resources.tiktok.apps import DEMO_APP, live_credentials_configured, load_app
+from resources.tiktok.oauth import OAuthClient, TokenGrant
+from resources.tiktok.scopes import BASIC, PROFILE, STATS, VIDEO_LIST
+from simulators.tiktok import SimulatorConfig, TikTokSimulator
+
+DEMO_REDIRECT_URI = "http://127.0.0.1:8765/callback/"
+ALL_SCOPES = frozenset({BASIC, PROFILE, STATS, VIDEO_LIST})
+# Every third demo connection grants no stats, to show a missing scope handled without failing.
+NO_STATS_SCOPES = frozenset({BASIC, PROFILE, VIDEO_LIST})
+
+
+class DemoRefused(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DemoConnection:
+    name: str
+    scopes: frozenset[str]
+
+
+def demo_connection_names(count: int) -> list[DemoConnection]:
+    return [
+        DemoConnection(f"demo-{i + 1:02d}", NO_STATS_SCOPES if i % 3 == 2 else ALL_SCOPES)
+        for i in range(count)
+    ]
+
+
+def prepare_environment(project_dir: Path | None = None) -> None:
+    """Enter demo mode in this process (and its children), or refuse beside live credentials."""
+    configured = live_credentials_configured()
+    if configured:
+        raise DemoRefused(
+            f"demo mode refuses to run while TikTok credentials are configured "
+            f"({', '.join(configured)}): unset them to run the demo, or run the live sync"
+        )
+    os.environ["TIKTOK_CRM_SYNC_MODE"] = settings.MODE_DEMO
+    project_dir = project_dir or Path.cwd()
+    if not os.environ.get("DAGSTER_HOME"):
+        # The root dagster.yaml is read only when DAGSTER_HOME is the folder that holds it.
+        home = project_dir if (project_dir / "dagster.yaml").exists() else settings.data_dir()
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home.resolve())
+
+
+@contextmanager
+def running_simulator(seed: int, accounts: int, videos: int) -> Iterator[TikTokSimulator]:
+    simulator = TikTokSimulator(
+        SimulatorConfig(seed=seed, accounts=accounts, videos_per_account=videos)
+    )
+    base_url = simulator.start()
+    os.environ["TIKTOK_API_BASE_URL"] = base_url
+    os.environ["TIKTOK_AUTH_BASE_URL"] = base_url
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+def authorize_demo_connection(
+    base_url: str, oauth: OAuthClient, account: int, scopes: frozenset[str]
+) -> TokenGrant:
+    """The real web flow on the simulator: authorize, follow the redirect, exchange the code."""
+    url = oauth.authorization_url(scopes=scopes, redirect_uri=DEMO_REDIRECT_URI, state="demo")
+    url += f"&sim_account={account}"
+    with httpx.Client(timeout=10.0) as http:
+        response = http.get(url, follow_redirects=False)
+    if response.status_code != 302:
+        raise DemoRefused(f"simulator authorize answered HTTP {response.status_code}")
+    callback = parse_qs(urlsplit(response.headers["location"]).query)
+    return oauth.exchange_code(callback["code"][0], redirect_uri=DEMO_REDIRECT_URI)
+
+
+def register_demo_connections(simulator: TikTokSimulator, count: int) -> list[str]:
+    """(Re)authorize the demo connections in place: same names, so partitions keep their history."""
+    base_url = os.environ["TIKTOK_API_BASE_URL"]
+    oauth = OAuthClient(load_app(DEMO_APP), api_base_url=base_url, auth_base_url=base_url)
+    store = ConnectionStore(make_engine(settings.state_database_url()))
+    names = []
+    for index, demo in enumerate(demo_connection_names(count)):
+        grant = authorize_demo_connection(base_url, oauth, index, demo.scopes)
+        display_name = simulator.accounts[index].display_name
+        store.save_grant(demo.name, DEMO_APP, grant, display_name=display_name)
+        names.append(demo.name)
+    return names

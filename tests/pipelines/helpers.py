@@ -1,0 +1,92 @@
+"""Builders for asset tests: live-mode resources on the simulator, and connected accounts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.defs.crm.assets import build_crm_asset, warehouse_mappings
+from pipelines.defs.tiktok.assets import tiktok_profile, tiktok_videos
+from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
+from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
+from resources.connections import ConnectionStore
+from resources.database import make_engine
+from resources.tiktok.apps import load_app
+from resources.tiktok.oauth import OAuthClient
+from resources.warehouse import Warehouse
+from simulators.tiktok import TikTokSimulator
+
+TEST_CLIENT_KEY = "awtestclientkey0001"
+TEST_CLIENT_SECRET = "test-client-secret-not-real"
+REDIRECT_URI = "http://127.0.0.1:8765/callback/"
+ALL_SCOPES = ["user.info.basic", "user.info.profile", "user.info.stats", "video.list"]
+
+
+def use_live_app(simulator: TikTokSimulator) -> None:
+    """Register a live-mode app with the simulator and put its credentials in the environment."""
+    simulator.set(apps={**simulator.config.apps, TEST_CLIENT_KEY: TEST_CLIENT_SECRET})
+    os.environ["TIKTOK_CLIENT_KEY"] = TEST_CLIENT_KEY
+    os.environ["TIKTOK_CLIENT_SECRET"] = TEST_CLIENT_SECRET
+
+
+def connect(
+    simulator: TikTokSimulator,
+    store: ConnectionStore,
+    name: str,
+    account: int,
+    scopes: list[str] = ALL_SCOPES,
+    app: str = "default",
+) -> None:
+    client_key = load_app(app).client_key
+    code = simulator.authorize(account, scopes, REDIRECT_URI, client_key=client_key)
+    oauth = OAuthClient(load_app(app), api_base_url=simulator.base_url)
+    store.save_grant(name, app, oauth.exchange_code(code, redirect_uri=REDIRECT_URI))
+
+
+class Harness:
+    """Resources over temporary SQLite databases, and a way to run one connection's partition."""
+
+    def __init__(
+        self,
+        simulator: TikTokSimulator,
+        tmp_path: Path,
+        warehouse_url: str | None = None,
+        mode: str = "live",
+    ) -> None:
+        self.instance = dg.DagsterInstance.ephemeral()
+        state_url = f"sqlite:///{tmp_path / 'state.db'}"
+        self.warehouse_url = warehouse_url or f"sqlite:///{tmp_path / 'warehouse.db'}"
+        self.store = ConnectionStore(make_engine(state_url))
+        self.warehouse = Warehouse(make_engine(self.warehouse_url))
+        self.resources = {
+            "tiktok": TikTokResource(api_base_url=simulator.base_url, mode=mode, backoff_cap_s=0.0),
+            "state_db": StateDatabaseResource(url=state_url),
+            "warehouse": WarehouseResource(url=self.warehouse_url),
+        }
+        self.assets = [tiktok_profile, tiktok_videos, *map(build_crm_asset, warehouse_mappings())]
+
+    def sync(self, name: str) -> dg.ExecuteInProcessResult:
+        if name not in self.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME):
+            self.instance.add_dynamic_partitions(CONNECTION_PARTITIONS_NAME, [name])
+        return dg.materialize(
+            self.assets,
+            partition_key=name,
+            resources=self.resources,
+            instance=self.instance,
+            raise_on_error=False,
+        )
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    events = result.asset_materializations_for_node(asset)
+    return {key: value.value for key, value in events[-1].metadata.items()}
+
+
+def failure_description(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data.user_failure_data
+            return data.description if data else event.step_failure_data.error.message
+    return ""
