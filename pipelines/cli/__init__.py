@@ -1,0 +1,16 @@
+"""`tiktok-crm-sync`: one module per command group, registered on `main` here."""
+
+import click
+
+from pipelines.cli.connections import connections
+from pipelines.cli.demo import demo, ui
+from pipelines.cli.simulator import simulator
+
+
+@click.group()
+def main() -> None:
+    """Sync TikTok creator profiles and videos into a warehouse or a CRM, on Dagster."""
+
+
+for command in (demo, ui, simulator, connections):
+    main.add_command(command)
