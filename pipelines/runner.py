@@ -24,6 +24,13 @@ class SyncOutcome:
     api_rate_limited: int = 0
 
 
+def add_partitions(instance: dg.DagsterInstance, names: Iterable[str]) -> None:
+    known = set(instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME))
+    instance.add_dynamic_partitions(
+        CONNECTION_PARTITIONS_NAME, [n for n in names if n not in known]
+    )
+
+
 def run_daily_sync(
     instance: dg.DagsterInstance,
     names: Iterable[str],
@@ -33,10 +40,7 @@ def run_daily_sync(
     from pipelines.definitions import defs  # after the environment is prepared
 
     names = list(names)
-    known = set(instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME))
-    instance.add_dynamic_partitions(
-        CONNECTION_PARTITIONS_NAME, [n for n in names if n not in known]
-    )
+    add_partitions(instance, names)
     job = defs().resolve_job_def(DAILY_SYNC_JOB)
     outcome = SyncOutcome()
     for name in names:

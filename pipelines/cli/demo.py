@@ -91,6 +91,10 @@ def _print_summary(outcome: SyncOutcome, api_calls: int, seconds: float) -> None
     console.print(f"took {seconds:.1f} s. Open the UI on these runs: [bold]tiktok-crm-sync ui[/]")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @click.command()
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
 @click.option("--connections", "count", default=5, show_default=True)
@@ -104,14 +108,24 @@ def ui(port: int, count: int, videos: int, seed: int) -> None:
         demo_mode.prepare_environment()
     except demo_mode.DemoRefused as err:
         raise click.ClickException(str(err)) from None
+    import dagster as dg
+
+    from pipelines.runner import add_partitions
+
     with demo_mode.running_simulator(seed, count, videos) as simulator:
-        demo_mode.register_demo_connections(simulator, count)
+        names = demo_mode.register_demo_connections(simulator, count)
+        with dg.DagsterInstance.get() as instance:
+            # Partitions exist before the UI opens, not a sensor tick later.
+            add_partitions(instance, names)
         console.print(f"[bold yellow]DEMO MODE[/]: Dagster UI on http://127.0.0.1:{port}")
         command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
-        child = subprocess.Popen(command, cwd=Path.cwd())
+        # Restore Ctrl-C in the child even when this process was started with SIGINT ignored
+        # (as shells do for background jobs): `dagster dev` stops only on SIGINT.
+        child = subprocess.Popen(command, cwd=Path.cwd(), preexec_fn=_default_sigint)
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:
-            child.terminate()  # `dagster dev` stops its webserver, daemon and code servers
+            # `dagster dev` shuts its webserver, daemon and code servers down on SIGINT (Ctrl-C).
+            child.send_signal(signal.SIGINT)
 
         signal.signal(signal.SIGTERM, _stop)
         try:
