@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from resources import settings
 from resources.connections import ConnectionStore
+from resources.crypto import TOKEN_KEYS_VAR, ensure_demo_key
 from resources.database import make_engine
+from resources.oauth_flow import finish_authorization, start_authorization
 from resources.tiktok.apps import DEMO_APP, live_credentials_configured, load_app
 from resources.tiktok.oauth import OAuthClient, TokenGrant
 from resources.tiktok.scopes import BASIC, PROFILE, STATS, VIDEO_LIST
@@ -55,6 +56,10 @@ def prepare_environment(project_dir: Path | None = None) -> None:
             f"({', '.join(configured)}): unset them to run the demo, or run the live sync"
         )
     os.environ["TIKTOK_CRM_SYNC_MODE"] = settings.MODE_DEMO
+    if not os.environ.get(TOKEN_KEYS_VAR):
+        # Zero configuration: demo tokens are encrypted with a generated demo-only key file,
+        # which live mode never reads (resources.crypto).
+        ensure_demo_key()
     project_dir = project_dir or Path.cwd()
     if not os.environ.get("DAGSTER_HOME"):
         # The root dagster.yaml is read only when DAGSTER_HOME is the folder that holds it.
@@ -80,15 +85,18 @@ def running_simulator(seed: int, accounts: int, videos: int) -> Iterator[TikTokS
 def authorize_demo_connection(
     base_url: str, oauth: OAuthClient, account: int, scopes: frozenset[str]
 ) -> TokenGrant:
-    """The real web flow on the simulator: authorize, follow the redirect, exchange the code."""
-    url = oauth.authorization_url(scopes=scopes, redirect_uri=DEMO_REDIRECT_URI, state="demo")
-    url += f"&sim_account={account}"
+    """The real web flow on the simulator: authorize (state, PKCE), follow the redirect, exchange.
+
+    The simulated user approves at once, so the redirect is read from the 302 instead of a
+    listener (`connections connect` runs the same round trip with one).
+    """
+    del base_url  # the OAuth client already points at the simulator
+    request = start_authorization(oauth, scopes, DEMO_REDIRECT_URI, "hex")
     with httpx.Client(timeout=10.0) as http:
-        response = http.get(url, follow_redirects=False)
+        response = http.get(f"{request.url}&sim_account={account}", follow_redirects=False)
     if response.status_code != 302:
         raise DemoRefused(f"simulator authorize answered HTTP {response.status_code}")
-    callback = parse_qs(urlsplit(response.headers["location"]).query)
-    return oauth.exchange_code(callback["code"][0], redirect_uri=DEMO_REDIRECT_URI)
+    return finish_authorization(oauth, request, response.headers["location"])
 
 
 def register_demo_connections(simulator: TikTokSimulator, count: int) -> list[str]:

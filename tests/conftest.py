@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 from simulators.tiktok import SimulatorConfig, TikTokSimulator
 
@@ -33,6 +34,8 @@ def _isolated_environment(tmp_path: Path) -> Iterator[None]:
             del os.environ[name]
     os.environ["TIKTOK_CRM_SYNC_HOME"] = str(tmp_path / "data")
     os.environ["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+    # A fresh token key per test: stores built from the environment encrypt without setup.
+    os.environ["TIKTOK_CRM_SYNC_TOKEN_KEYS"] = Fernet.generate_key().decode()
     (tmp_path / "dagster_home").mkdir()
     try:
         yield

@@ -1,60 +1,326 @@
-"""`connections ...`: the registry of authorized TikTok accounts."""
+"""`connections ...`: authorize, list, reconnect, disconnect and import TikTok connections.
+
+Progress and reports go to stderr, `--json` output to stdout. No command prints a token: errors
+carry the connection, the app and TikTok's error code, never a token's text.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import time
+import webbrowser
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.cli.output import console
 from resources import settings
-from resources.connections import ConnectionStore
+from resources.audit import KEY_ROTATED, AuditLog
+from resources.connections import Connection, ConnectionStore
 from resources.database import make_engine
+from resources.importer import ImportFileError, import_entries, read_entries
+from resources.lifecycle import RegistrationRefused, disconnect, register
+from resources.oauth_flow import (
+    DEFAULT_PORT,
+    LISTENER_TIMEOUT_S,
+    PKCE_VARIANTS,
+    AuthorizationError,
+    authorize_by_paste,
+    authorize_with_listener,
+    default_redirect_uri,
+)
+from resources.tiktok.apps import DEFAULT_APP, DEMO_APP, MissingSecret, load_app
+from resources.tiktok.client import DEFAULT_BASE_URL
+from resources.tiktok.errors import TikTokError
+from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL, OAuthClient
+from resources.tiktok.scopes import BASIC, SUPPORTED_SCOPES, missing_user_scopes, parse_scopes
+from resources.webhooks import WebhookRejected, configured_apps, handle_authorization_removed
+
+REFRESH_WARNING_DAYS = 14
+_USER_ERRORS = (
+    AuthorizationError,
+    RegistrationRefused,
+    ImportFileError,
+    MissingSecret,  # includes TokenKeyError: a missing or wrong TIKTOK_CRM_SYNC_TOKEN_KEYS
+    WebhookRejected,
+    TikTokError,
+    LookupError,
+    ValueError,
+)
 
 
-@click.group()
+def _store() -> ConnectionStore:
+    return ConnectionStore(make_engine(settings.state_database_url()))
+
+
+def _audit() -> AuditLog:
+    return AuditLog(make_engine(settings.state_database_url()))
+
+
+def _oauth(app: str) -> OAuthClient:
+    return OAuthClient(
+        load_app(app),
+        api_base_url=os.environ.get("TIKTOK_API_BASE_URL") or DEFAULT_BASE_URL,
+        auth_base_url=os.environ.get("TIKTOK_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL,
+    )
+
+
+def _say(message: str) -> None:
+    console.print(message, markup=False, highlight=False)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except _USER_ERRORS as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=_Group)
 def connections() -> None:
-    """Registered TikTok connections."""
+    """Registered TikTok connections: one authorized account each, one Dagster partition each."""
 
 
 @connections.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def connections_list(as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option(
+    "--warn-days",
+    default=REFRESH_WARNING_DAYS,
+    show_default=True,
+    help="Warn when a refresh token expires within this many days.",
+)
+def connections_list(as_json: bool, warn_days: int) -> None:
     """Name, account, scopes, status, token expiry and last sync of every connection."""
-    store = ConnectionStore(make_engine(settings.state_database_url()))
-    rows = [
-        {
-            "name": c.name,
-            "app": c.app,
-            "open_id": c.open_id,
-            "display_name": c.display_name,
-            "scopes": sorted(c.scopes),
-            "status": c.status,
-            "status_reason": c.status_reason,
-            "access_token_expires_at": _iso(c.access_expires_at),
-            "refresh_token_expires_at": _iso(c.refresh_expires_at),
-            "last_synced_at": _iso(c.last_synced_at),
-        }
-        for c in store.list()
-    ]
+    now = time.time()
+    rows = [_row(c, now, warn_days) for c in _store().list()]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     table = Table(title="TikTok connections")
-    for column in ("name", "display_name", "scopes", "status", "last_synced_at"):
+    columns = ("name", "open_id", "display_name", "scopes", "status")
+    for column in (*columns, "access expires", "refresh expires", "last sync"):
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row["name"],
-            row["display_name"] or "",
-            ",".join(row["scopes"]),
-            row["status"],
+            *(str(row[c] if c != "scopes" else ",".join(row[c])) for c in columns),
+            row["access_token_expires_at"] or "-",
+            (row["refresh_token_expires_at"] or "-") + (" (!)" if row["refresh_warning"] else ""),
             row["last_synced_at"] or "never",
         )
     Console().print(table)
+    for row in rows:
+        if row["refresh_warning"]:
+            _say(f"warning: {row['refresh_warning']}")
+
+
+def _row(c: Connection, now: float, warn_days: int) -> dict:
+    days_left = (c.refresh_expires_at - now) / 86_400 if c.has_tokens else None
+    warning = None
+    if days_left is not None and days_left <= warn_days:
+        when = "has expired" if days_left <= 0 else f"expires in {days_left:.0f} days"
+        warning = (
+            f"the refresh token of {c.name} {when}; run "
+            f"`tiktok-crm-sync connections reconnect {c.name}` before then"
+        )
+    return {
+        "name": c.name,
+        "app": c.app,
+        "open_id": c.open_id,
+        "display_name": c.display_name,
+        "scopes": sorted(c.scopes),
+        "status": c.status,
+        "status_reason": c.status_reason,
+        "access_token_expires_at": _iso(c.access_expires_at) if c.has_tokens else None,
+        "refresh_token_expires_at": _iso(c.refresh_expires_at) if c.has_tokens else None,
+        "refresh_token_days_left": round(days_left, 1) if days_left is not None else None,
+        "refresh_warning": warning,
+        "last_synced_at": _iso(c.last_synced_at),
+    }
 
 
 def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds") if epoch else None
+
+
+def _authorize_options(command: click.Command) -> click.Command:
+    options = [
+        click.option("--scopes", help=f"Comma-separated, of {', '.join(SUPPORTED_SCOPES)}."),
+        click.option("--port", default=DEFAULT_PORT, show_default=True, help="Callback port."),
+        click.option("--redirect-uri", help="Exactly as registered (default: the callback URL)."),
+        click.option("--pkce", type=click.Choice(PKCE_VARIANTS), default="hex", show_default=True),
+        click.option("--headless", is_flag=True, help="Print the URL; paste the redirect back."),
+        click.option("--timeout", default=LISTENER_TIMEOUT_S, show_default=True, help="Seconds."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _authorize(
+    name: str, app: str, scopes: frozenset[str], reconnect: bool, **flow: object
+) -> None:
+    oauth = _oauth(app)
+    if flow["headless"]:
+        redirect = str(flow["redirect_uri"] or default_redirect_uri(int(flow["port"])))
+
+        def ask(url: str) -> str:
+            _say(f"Open this URL, approve, then paste the address your browser lands on:\n{url}")
+            return click.prompt("redirect address", err=True)
+
+        grant = authorize_by_paste(oauth, scopes, redirect_uri=redirect, pkce=flow["pkce"], ask=ask)
+    else:
+
+        def open_browser(url: str) -> None:
+            _say(f"Opening TikTok's authorization page (or open it yourself):\n{url}")
+            webbrowser.open(url)
+
+        grant = authorize_with_listener(
+            oauth,
+            scopes,
+            port=int(flow["port"]),
+            redirect_uri=flow["redirect_uri"],
+            pkce=flow["pkce"],
+            open_browser=open_browser,
+            timeout_s=float(flow["timeout"]),
+        )
+    command = f"connections {'reconnect' if reconnect else 'connect'}"
+    connection = register(
+        _store(), _audit(), name, app, grant, reconnect=reconnect, command=command
+    )
+    _say(
+        f"connection {name} {'reconnected' if reconnect else 'connected'} (app {app}, open_id "
+        f"{connection.open_id}); granted: {', '.join(sorted(connection.scopes))}"
+    )
+    for scope in sorted(scopes - connection.scopes):
+        fields = missing_user_scopes(connection.scopes).get(scope, ("videos",))
+        _say(f"not granted: {scope} ({', '.join(fields)} will stay empty)")
+    _say("It syncs in the next scheduled run; its Dagster partition appears within a minute.")
+
+
+def _scopes(raw: str | None, default: frozenset[str]) -> frozenset[str]:
+    scopes = parse_scopes(raw) if raw else default
+    unknown = sorted(scopes - set(SUPPORTED_SCOPES))
+    if unknown:
+        raise click.BadParameter(f"unknown scope(s) {', '.join(unknown)}", param_hint="--scopes")
+    return scopes | {BASIC}
+
+
+@connections.command("connect")
+@click.argument("name")
+@click.option("--app", default=DEFAULT_APP, show_default=True, help="TikTok app (credentials).")
+@_authorize_options
+def connections_connect(name: str, app: str, scopes: str | None, **flow: object) -> None:
+    """Authorize a TikTok account through Login Kit and register it as connection NAME."""
+    _authorize(name, app, _scopes(scopes, frozenset(SUPPORTED_SCOPES)), False, **flow)
+
+
+@connections.command("reconnect")
+@click.argument("name")
+@_authorize_options
+def connections_reconnect(name: str, scopes: str | None, **flow: object) -> None:
+    """Authorize connection NAME again, in place: same partition, same history, same app."""
+    existing = _store().get(name)
+    _authorize(name, existing.app, _scopes(scopes, existing.scopes), True, **flow)
+
+
+@connections.command("disconnect")
+@click.argument("name")
+@click.option("--purge", is_flag=True, help="Also delete its rows from every warehouse table.")
+@click.option("--yes", is_flag=True, help="Do not ask before purging.")
+def connections_disconnect(name: str, purge: bool, yes: bool) -> None:
+    """Revoke at TikTok and delete the tokens; --purge also removes the warehouse rows."""
+    store = _store()
+    store.get(name)
+    if purge and not yes:
+        click.confirm(f"Delete every warehouse row of connection {name}?", abort=True, err=True)
+    warehouse = make_engine(settings.warehouse_url()) if purge else None
+    command = f"connections disconnect{' --purge' if purge else ''}"
+
+    def oauth_for(app: str) -> OAuthClient | None:
+        live_host = not os.environ.get("TIKTOK_API_BASE_URL")
+        return None if app == DEMO_APP and live_host else _oauth(app)
+
+    report = disconnect(
+        store, _audit(), name, oauth_for=oauth_for, warehouse=warehouse, command=command
+    )
+    if report.revoked:
+        _say(f"revoked the authorization of {name} at TikTok")
+    else:
+        _say(
+            f"not revoked at TikTok ({report.revoke_problem}); the local tokens are deleted "
+            "anyway. The user can remove the app in TikTok: Settings > Security > Manage app "
+            "permissions"
+        )
+    _say(f"connection {name} is disconnected; its tokens are deleted")
+    for table, count in sorted((report.removed or {}).items()):
+        _say(f"purged {count} rows from {table}")
+
+
+@connections.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Re-authorize existing connections in place.")
+def connections_import(file: Path, replace: bool) -> None:
+    """Register connections from existing tokens in a YAML FILE (see docs/connections.md)."""
+    entries = read_entries(file, os.environ)
+    result = import_entries(
+        entries,
+        _store(),
+        _audit(),
+        oauth_for=_oauth,
+        replace=replace,
+        command="connections import",
+    )
+    for name in result.imported:
+        _say(f"imported connection {name}")
+    _say(f"{file} holds tokens in clear text: delete it now that they are encrypted")
+    if result.refused:
+        raise ImportFileError(str(file), result.refused)
+
+
+@connections.command("rotate-key")
+def connections_rotate_key() -> None:
+    """Re-encrypt every token with the first key of TIKTOK_CRM_SYNC_TOKEN_KEYS."""
+    count = _store().rotate_key()
+    _audit().record("*", KEY_ROTATED, "connections rotate-key", detail=f"{count} connections")
+    _say(
+        f"re-encrypted the tokens of {count} connections with the first key; older keys can "
+        "now be removed from TIKTOK_CRM_SYNC_TOKEN_KEYS"
+    )
+
+
+@connections.command("deauthorize")
+@click.option("--payload", type=click.File("rb"), default="-", help="Body file (default stdin).")
+@click.option("--signature", required=True, help="The TikTok-Signature header of the delivery.")
+def connections_deauthorize(payload: click.utils.LazyFile, signature: str) -> None:
+    """Process TikTok's authorization.removed webhook: verify it, disconnect the connection."""
+    outcome = handle_authorization_removed(
+        payload.read(),
+        {"TikTok-Signature": signature},
+        _store(),
+        configured_apps(),
+        _audit(),
+        command="connections deauthorize",
+    )
+    _say(f"{outcome.result}: {outcome.connection or '-'}: {outcome.detail}")
+
+
+@connections.command("audit")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+def connections_audit(name: str | None, as_json: bool) -> None:
+    """What happened to connections: connects, disconnects, purges (rows per table), deauths."""
+    events = [e.__dict__ | {"at": _iso(e.at)} for e in _audit().events(name)]
+    if as_json:
+        click.echo(json.dumps(events, indent=2))
+        return
+    for e in events:
+        where = f" {e['warehouse_table']}: {e['rows_removed']} rows" if e["warehouse_table"] else ""
+        click.echo(
+            f"{e['at']} {e['connection_name']} {e['event']}{where} "
+            f"({e['command']}) {e['detail'] or ''}".rstrip()
+        )
