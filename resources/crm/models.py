@@ -1,0 +1,77 @@
+"""What a CRM client hands back: per-batch outcomes keyed by the record's external id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Rejection classes: what the next run does with the record.
+VALIDATION = "validation"  # the CRM refused the content: kept until the content changes
+TRANSIENT = "transient"  # the CRM could not take it now: retried on the next run
+AUTH = "auth"  # the token or its scopes were refused: retried once the credentials are fixed
+REJECTION_CLASSES = (VALIDATION, TRANSIENT, AUTH)
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One record the CRM did not take, and why, in words a user can act on."""
+
+    key: str
+    reason: str
+    error_class: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The outcome of one or more requests: every record sent is in exactly one bucket.
+
+    `accepted` holds keys the CRM took without saying whether it created or updated them (the
+    generic preset); the caller classifies them against its push state.
+    """
+
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    accepted: tuple[str, ...] = ()
+    rejected: tuple[Rejection, ...] = ()
+    crm_ids: dict[str, str] = field(default_factory=dict)
+
+    def __add__(self, other: BatchResult) -> BatchResult:
+        return BatchResult(
+            self.created + other.created,
+            self.updated + other.updated,
+            self.accepted + other.accepted,
+            self.rejected + other.rejected,
+            self.crm_ids | other.crm_ids,
+        )
+
+    @property
+    def pushed(self) -> tuple[str, ...]:
+        return self.created + self.updated + self.accepted
+
+    @classmethod
+    def all_rejected(cls, keys: Iterable[str], reason: str, error_class: str) -> BatchResult:
+        return cls(rejected=tuple(Rejection(key, reason, error_class) for key in keys))
+
+
+@dataclass
+class CallStats:
+    """What one client did, reported as asset metadata (never a token or a URL)."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    seconds_waited: float = 0.0
+    # Last limit figures the CRM reported, e.g. {"salesforce_api_usage": "10018/100000"}.
+    limits: dict[str, str] = field(default_factory=dict)
+
+    def as_metadata(self) -> dict[str, int | float | str]:
+        return {
+            "api_calls": self.requests,
+            "api_retries": self.retries,
+            "api_rate_limited": self.rate_limited,
+            "seconds_waited": round(self.seconds_waited, 3),
+            **self.limits,
+        }

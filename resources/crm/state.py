@@ -1,0 +1,259 @@
+"""Push state in the state database: what was pushed (content hashes) and what was refused.
+
+`crm_push_state` holds one row per (mapping, record key): the hash of the content last pushed,
+the CRM's id and when. A record is marked pushed only once the CRM took it, so a record refused
+as transient or auth, or never sent because a push stopped, is sent again by the next run.
+`crm_rejections` keeps every refused record with its reason, class and content, until it is
+pushed: a validation rejection is held back until its content changes (or a forced push).
+Tables are created idempotently; each batch is saved in one transaction as soon as it is back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from resources.crm.models import VALIDATION, BatchResult, Record, Rejection
+
+KEY_CHUNK = 500  # keys per IN (...) query, well under SQLite's bound-parameter limit
+
+metadata = MetaData()
+push_state = Table(
+    "crm_push_state",
+    metadata,
+    Column("mapping", String(63), primary_key=True),
+    Column("record_key", Text, primary_key=True),
+    Column("target_kind", String(20), nullable=False),
+    Column("target_object", Text, nullable=False),
+    Column("connection_name", String(63), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("crm_id", Text),
+    Column("pushed_at", DateTime(timezone=True), nullable=False),
+)
+rejections = Table(
+    "crm_rejections",
+    metadata,
+    Column("mapping", String(63), primary_key=True),
+    Column("record_key", Text, primary_key=True),
+    Column("target_kind", String(20), nullable=False),
+    Column("target_object", Text, nullable=False),
+    Column("connection_name", String(63), nullable=False),
+    Column("error_class", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("record", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_rejected_at", DateTime(timezone=True), nullable=False),
+    Column("last_rejected_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Whose state a push reads and writes: the mapping, its CRM object and the connection."""
+
+    mapping: str
+    kind: str
+    object: str
+    connection: str
+
+
+@dataclass(frozen=True)
+class StoredRejection:
+    mapping: str
+    record_key: str
+    connection_name: str
+    error_class: str
+    reason: str
+    attempts: int
+    record: dict[str, Any]
+
+
+def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
+    iterator = iter(keys)
+    while chunk := list(islice(iterator, KEY_CHUNK)):
+        yield chunk
+
+
+def _json(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
+
+
+class PushStateStore:
+    def __init__(
+        self, engine: Engine, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.engine = engine
+        self._now = now
+        metadata.create_all(engine)
+
+    def pushed_hashes(self, mapping: str, keys: Iterable[str]) -> dict[str, str]:
+        return self._hashes(push_state, mapping, keys)
+
+    def held_rejections(self, mapping: str, keys: Iterable[str]) -> dict[str, str]:
+        """Hashes of validation rejections: the content the CRM refused, not to be resent."""
+        return self._hashes(rejections, mapping, keys, rejections.c.error_class == VALIDATION)
+
+    def _hashes(self, table: Table, mapping: str, keys: Iterable[str], *where: Any) -> dict:
+        found: dict[str, str] = {}
+        with self.engine.connect() as db:
+            for chunk in _chunks(keys):
+                query = select(table.c.record_key, table.c.content_hash).where(
+                    table.c.mapping == mapping, table.c.record_key.in_(chunk), *where
+                )
+                found.update((row.record_key, row.content_hash) for row in db.execute(query))
+        return found
+
+    def save(
+        self,
+        target: Target,
+        result: BatchResult,
+        hashes: Mapping[str, str],
+        records: Mapping[str, Record],
+    ) -> None:
+        """Mark pushed records (and forget their rejections); keep refused ones with the reason."""
+        now = self._now()
+        with self.engine.begin() as db:
+            pushed = [
+                {
+                    "mapping": target.mapping,
+                    "record_key": key,
+                    "target_kind": target.kind,
+                    "target_object": target.object,
+                    "connection_name": target.connection,
+                    "content_hash": hashes[key],
+                    "crm_id": result.crm_ids.get(key),
+                    "pushed_at": now,
+                }
+                for key in result.pushed
+            ]
+            if pushed:
+                _upsert(
+                    db,
+                    push_state,
+                    pushed,
+                    ["content_hash", "crm_id", "pushed_at", "connection_name", "target_object"],
+                )
+                for chunk in _chunks(result.pushed):
+                    db.execute(
+                        delete(rejections).where(
+                            rejections.c.mapping == target.mapping,
+                            rejections.c.record_key.in_(chunk),
+                        )
+                    )
+            self._reject(db, target, result.rejected, hashes, records, now)
+
+    def reject(
+        self,
+        target: Target,
+        refused: Iterable[Rejection],
+        hashes: Mapping[str, str],
+        records: Mapping[str, Record],
+    ) -> None:
+        with self.engine.begin() as db:
+            self._reject(db, target, refused, hashes, records, self._now())
+
+    def _reject(
+        self,
+        db: Connection,
+        target: Target,
+        refused: Iterable[Rejection],
+        hashes: Mapping[str, str],
+        records: Mapping[str, Record],
+        now: datetime,
+    ) -> None:
+        rows = [
+            {
+                "mapping": target.mapping,
+                "record_key": rejection.key,
+                "target_kind": target.kind,
+                "target_object": target.object,
+                "connection_name": target.connection,
+                "error_class": rejection.error_class,
+                "reason": rejection.reason,
+                "content_hash": hashes.get(rejection.key, ""),
+                "record": _json(records.get(rejection.key, {})),
+                "attempts": 1,
+                "first_rejected_at": now,
+                "last_rejected_at": now,
+            }
+            for rejection in refused
+        ]
+        if rows:
+            changing = [
+                "connection_name",
+                "error_class",
+                "reason",
+                "content_hash",
+                "record",
+                "last_rejected_at",
+                "target_object",
+            ]
+            _upsert(db, rejections, rows, changing, increment="attempts")
+
+    def rejections(
+        self, mapping: str | None = None, connection: str | None = None
+    ) -> list[StoredRejection]:
+        query = select(rejections).order_by(rejections.c.mapping, rejections.c.record_key)
+        if mapping is not None:
+            query = query.where(rejections.c.mapping == mapping)
+        if connection is not None:
+            query = query.where(rejections.c.connection_name == connection)
+        with self.engine.connect() as db:
+            return [
+                StoredRejection(
+                    mapping=row.mapping,
+                    record_key=row.record_key,
+                    connection_name=row.connection_name,
+                    error_class=row.error_class,
+                    reason=row.reason,
+                    attempts=row.attempts,
+                    record=json.loads(row.record),
+                )
+                for row in db.execute(query)
+            ]
+
+    def pushed_count(self, mapping: str) -> int:
+        query = select(func.count()).where(push_state.c.mapping == mapping)
+        with self.engine.connect() as db:
+            return int(db.execute(query).scalar_one())
+
+
+def _upsert(
+    db: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    changing: list[str],
+    increment: str | None = None,
+) -> None:
+    insert_fn = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
+    statement = insert_fn(table)
+    updates: dict[str, Any] = {name: statement.excluded[name] for name in changing}
+    if increment:
+        updates[increment] = table.c[increment] + 1
+    db.execute(
+        statement.on_conflict_do_update(
+            index_elements=[c.name for c in table.primary_key.columns], set_=updates
+        ),
+        rows,
+    )

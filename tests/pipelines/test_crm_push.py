@@ -1,0 +1,183 @@
+"""CRM push assets end to end: simulator -> TikTok assets -> warehouse -> push asset -> fake CRM.
+
+Each test syncs a simulated connection with the Harness (real OAuth exchange, real TikTok assets
+on temporary SQLite), then materializes the HubSpot or Salesforce push asset for that partition
+against the project's fake CRM on 127.0.0.1, and reads the fake's stored records and call count,
+the state database's rejections and the run's events back.
+"""
+
+import os
+
+import dagster as dg
+import pytest
+
+from pipelines.defs.crm.checks import REJECT_RATE_CHECK
+from pipelines.defs.crm.push import build_push_asset, crm_push, push_mappings
+from resources.crm.resource import CrmResource
+from resources.crm.state import PushStateStore
+from resources.database import make_engine
+from tests.crm import fixtures
+from tests.crm.fixtures import use_hubspot, use_salesforce
+from tests.pipelines.helpers import Harness, connect, failure_description, metadata, use_live_app
+
+# The CRM fakes and the clearing of CRM variables, shared with tests/crm.
+_no_crm_settings, clock = fixtures._no_crm_settings, fixtures.clock
+hubspot, salesforce = fixtures.hubspot, fixtures.salesforce
+
+
+@pytest.fixture
+def harness(simulator, tmp_path):
+    use_live_app(simulator)
+    harness = Harness(simulator, tmp_path)
+    for index, name in enumerate(["creator-a", "creator-b"]):
+        connect(simulator, harness.store, name, account=index)
+    return harness
+
+
+def push_asset(kind: str) -> dg.AssetsDefinition:
+    return build_push_asset(next(m for m in push_mappings() if m.target.kind == kind))
+
+
+def run_push(harness: Harness, asset: dg.AssetsDefinition, partition: str = "creator-a", **config):
+    return dg.materialize(
+        [asset],
+        partition_key=partition,
+        resources=harness.resources | {"crm": CrmResource(backoff_cap_s=0.0, max_wait_s=0.0)},
+        instance=harness.instance,
+        raise_on_error=False,
+        run_config={"ops": {asset.key.to_user_string(): {"config": config}}},
+    )
+
+
+def check_passed(result: dg.ExecuteInProcessResult) -> bool:
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == REJECT_RATE_CHECK
+    return evaluation.passed
+
+
+def rejections(harness: Harness):
+    return PushStateStore(make_engine(harness.resources["state_db"].url)).rejections()
+
+
+def test_push_creates_the_contact_and_a_rerun_sends_nothing(simulator, harness, hubspot):
+    use_hubspot(hubspot)
+    asset = push_asset("hubspot")
+    assert harness.sync("creator-a").success
+    first = run_push(harness, asset)
+    assert first.success, failure_description(first)
+    meta = metadata(first, "hubspot_contacts")
+    assert (meta["created"], meta["updated"], meta["api_calls"]) == (1, 0, 1)
+    assert check_passed(first)
+    [stored] = hubspot.records().values()
+    account = simulator.accounts[0]
+    assert stored["tiktok_open_id"] == account.open_id
+    assert stored["tiktok_followers"].isdigit()  # every value went as a string
+    # The next daily sync reloads the profile (new load time, same content): zero calls.
+    assert harness.sync("creator-a").success
+    second = run_push(harness, asset)
+    assert metadata(second, "hubspot_contacts")["unchanged"] == 1
+    assert metadata(second, "hubspot_contacts")["api_calls"] == 0
+    assert hubspot.request_count == 1
+    forced = run_push(harness, asset, force_full_push=True)
+    assert metadata(forced, "hubspot_contacts")["updated"] == 1
+    assert len(hubspot.records()) == 1 and hubspot.request_count == 2
+    events = " ".join(
+        str(event) for result in (first, second, forced) for event in result.all_events
+    )
+    assert hubspot.token not in events
+
+
+def test_dry_run_reports_would_be_changes_without_calling(harness, hubspot):
+    use_hubspot(hubspot)
+    asset = push_asset("hubspot")
+    assert harness.sync("creator-a").success
+    dry = run_push(harness, asset, dry_run=True)
+    assert dry.success, failure_description(dry)
+    assert hubspot.request_count == 0
+    assert dry.asset_materializations_for_node("hubspot_contacts") == []
+    [observation] = dry.asset_observations_for_node("hubspot_contacts")
+    meta = {key: value.value for key, value in observation.metadata.items()}
+    assert (meta["would_create"], meta["would_update"], meta["api_calls"]) == (1, 0, 0)
+    assert meta["sample_creates"][0]["tiktok_open_id"] == harness.store.get("creator-a").open_id
+    # Nothing was recorded, so the real push still creates the record.
+    real = run_push(harness, asset)
+    assert metadata(real, "hubspot_contacts")["created"] == 1
+
+
+def test_a_salesforce_partial_failure_keeps_a_classed_rejection(harness, salesforce):
+    use_salesforce(salesforce)
+    asset = push_asset("salesforce")
+    for name in ("creator-a", "creator-b"):
+        assert harness.sync(name).success
+    bad = harness.store.get("creator-a").open_id
+    salesforce.fail_record(bad, "INVALID_EMAIL_ADDRESS", "Email: invalid email address", ["Email"])
+    failed = run_push(harness, asset, "creator-a")
+    healthy = run_push(harness, asset, "creator-b")
+    # The refused record does not fail the run: it is kept, and the check reports the rate.
+    assert failed.success and healthy.success
+    meta = metadata(failed, "salesforce_contacts")
+    assert (meta["rejected"], meta["rejected_validation"], meta["created"]) == (1, 1, 0)
+    # 1 of creator-a's 1 record refused: above the default 5%; creator-b is clean.
+    assert not check_passed(failed) and check_passed(healthy)
+    [kept] = rejections(harness)
+    assert (kept.record_key, kept.error_class, kept.connection_name) == (
+        bad,
+        "validation",
+        "creator-a",
+    )
+    assert "INVALID_EMAIL_ADDRESS" in kept.reason and kept.record["TikTok_Open_Id__c"] == bad
+    assert len(salesforce.records()) == 1
+
+
+def test_a_transient_rejection_is_sent_again_by_the_next_run(harness, salesforce):
+    use_salesforce(salesforce)
+    asset = push_asset("salesforce")
+    assert harness.sync("creator-a").success
+    salesforce.fail_record(harness.store.get("creator-a").open_id, "UNABLE_TO_LOCK_ROW", "locked")
+    first = run_push(harness, asset)
+    assert metadata(first, "salesforce_contacts")["rejected_transient"] == 1
+    salesforce.clear_failures()
+    second = run_push(harness, asset)
+    assert metadata(second, "salesforce_contacts")["created"] == 1
+    assert rejections(harness) == [] and salesforce.request_count == 2
+
+
+def test_the_daily_limit_fails_the_run_with_the_fix_and_the_next_run_catches_up(harness, hubspot):
+    use_hubspot(hubspot)
+    asset = push_asset("hubspot")
+    assert harness.sync("creator-a").success
+    hubspot.inject("daily_limit")
+    stopped = run_push(harness, asset)
+    assert not stopped.success
+    assert "resets at midnight" in failure_description(stopped)
+    assert [r.error_class for r in rejections(harness)] == ["transient"]
+    resumed = run_push(harness, asset)
+    assert metadata(resumed, "hubspot_contacts")["created"] == 1
+    assert rejections(harness) == []
+
+
+def test_a_missing_secret_fails_naming_the_variable(harness, salesforce):
+    use_salesforce(salesforce)
+    os.environ.pop("SALESFORCE_ACCESS_TOKEN")
+    assert harness.sync("creator-a").success
+    result = run_push(harness, push_asset("salesforce"))
+    assert not result.success
+    assert "SALESFORCE_ACCESS_TOKEN is not set" in failure_description(result)
+    assert salesforce.request_count == 0
+
+
+def test_push_assets_exist_only_for_configured_targets(monkeypatch):
+    assert crm_push().assets == []
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-not-read-at-load")
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", "https://acme.my.salesforce.com")
+    defs = crm_push()
+    keys = {key.to_user_string() for asset in defs.assets for key in asset.keys}
+    assert keys == {"hubspot_contacts", "salesforce_contacts"}
+    assert [job.name for job in defs.jobs] == ["crm_push"]
+    # The whole code location loads with them, the CRM resource bound by this module.
+    from pipelines.definitions import defs as code_location
+
+    loaded = code_location()
+    all_keys = {k.to_user_string() for k in loaded.resolve_asset_graph().get_all_asset_keys()}
+    assert {"hubspot_contacts", "salesforce_contacts", "crm_contacts"} <= all_keys
+    assert loaded.resolve_job_def("crm_push") is not None
