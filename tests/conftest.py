@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from simulators.tiktok import SimulatorConfig, TikTokSimulator
 
@@ -37,8 +38,12 @@ def _isolated_environment(tmp_path: Path) -> Iterator[None]:
     # A fresh token key per test: stores built from the environment encrypt without setup.
     os.environ["TIKTOK_CRM_SYNC_TOKEN_KEYS"] = Fernet.generate_key().decode()
     (tmp_path / "dagster_home").mkdir()
+    # Dagster instances publish their defs-state storage in a context variable and ephemeral ones
+    # never reset it; a later definitions load would then reach a collected instance. Each test
+    # gets its own value, restored afterwards.
     try:
-        yield
+        with set_defs_state_storage(None):
+            yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
