@@ -2,8 +2,18 @@
 
 Each mapping file in the mappings folder whose target is `warehouse` becomes one asset named after
 its table: drop a YAML file in, get a new table. The mapping engine is pure (`transforms`); this
-module only reads the source rows, hands them over and writes the result in one transaction.
+module reads the source rows and the previous daily snapshot, hands them over and writes the result
+in one transaction.
+
+`previous.<field>` reads the previous daily snapshot of the same profile or video
+(`tiktok_profile_stats_daily`, `tiktok_video_metrics_daily`): its newest snapshot dated strictly
+before its latest one, which was taken together with the row being mapped. A rerun on the same day
+therefore still compares with the day before, never with itself.
 """
+
+import dataclasses
+from datetime import date
+from typing import Any
 
 import dagster as dg
 
@@ -13,10 +23,37 @@ from pipelines.defs.tiktok.failures import connection_failures
 from pipelines.defs.tiktok.partitions import connection_partitions
 from resources.configurable import StateDatabaseResource, WarehouseResource
 from resources.settings import mappings_dir
-from transforms import Mapping, apply_mapping, load_mapping
+from resources.warehouse import Warehouse
+from transforms import MappedField, Mapping, apply_mapping, load_mapping
 
 _SOURCES = {"profile": (tables.PROFILES, tiktok_profile), "video": (tables.VIDEOS, tiktok_videos)}
+SOURCE_TABLES = {source: table for source, (table, _asset) in _SOURCES.items()}
 REJECT_SAMPLE = 5
+_ENTITY = "snapshot entity"  # never a valid target name, so it cannot clash with a mapped field
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotTable:
+    """A daily snapshot table, and which of its columns names the entity of a source record."""
+
+    name: str
+    entity_column: str
+    record_field: str
+
+
+SNAPSHOTS = {
+    "profile": SnapshotTable(tables.PROFILE_STATS_DAILY, "open_id", "open_id"),
+    "video": SnapshotTable(tables.VIDEO_METRICS_DAILY, "video_id", "id"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MappingInputs:
+    """What `apply_mapping` needs for one connection: source records and previous snapshots."""
+
+    records: list[dict[str, Any]]
+    previous: dict[tuple[Any, ...], dict[str, Any]]
+    previous_day: date | None
 
 
 def source_records(rows: list[dict]) -> list[dict]:
@@ -27,11 +64,64 @@ def source_records(rows: list[dict]) -> list[dict]:
     ]
 
 
+def uses_previous(mapping: Mapping) -> bool:
+    return any(entry.expression.previous_names for entry in mapping.computed)
+
+
+def mapping_inputs(
+    wh: Warehouse, mapping: Mapping, connection_name: str, scopes: frozenset[str]
+) -> MappingInputs:
+    """The connection's source rows from the warehouse, and its previous snapshot if used."""
+    source_table = SOURCE_TABLES[mapping.source]
+    rows = (
+        wh.rows(source_table, connection_name=connection_name) if wh.has_table(source_table) else []
+    )
+    records = source_records(rows)
+    snapshots = SNAPSHOTS[mapping.source]
+    if not records or not uses_previous(mapping) or not wh.has_table(snapshots.name):
+        return MappingInputs(records, {}, None)
+    # Per entity: a video whose metrics were not re-read today keeps yesterday as its latest
+    # snapshot, so its previous one is older still (growth unknown: null), never itself (0).
+    snapshot_rows = wh.latest_rows(
+        snapshots.name,
+        snapshots.entity_column,
+        "snapshot_date",
+        skip=1,
+        connection_name=connection_name,
+    )
+    by_entity = {
+        row[snapshots.entity_column]: {k: v for k, v in row.items() if not k.startswith("_")}
+        for row in snapshot_rows
+    }
+    previous = {}
+    for keyed in apply_mapping(_key_mapping(mapping, snapshots), records, scopes).records:
+        if keyed[_ENTITY] in by_entity:
+            previous[tuple(keyed[name] for name in mapping.key)] = by_entity[keyed[_ENTITY]]
+    days = [row["snapshot_date"] for row in previous.values()]
+    return MappingInputs(records, previous, max(days) if days else None)
+
+
+def _key_mapping(mapping: Mapping, snapshots: SnapshotTable) -> Mapping:
+    """The mapping's key fields plus the entity id: `previous` is keyed as the mapping keys rows."""
+    entity = MappedField(
+        target=_ENTITY,
+        type="string",
+        source=snapshots.record_field,
+        required=True,
+        transforms=(),
+        scopes=frozenset(),
+        when_scope_missing="null",
+    )
+    fields = (*(f for f in mapping.fields if f.target in mapping.key), entity)
+    columns = tuple((f.target, f.type) for f in fields)
+    return dataclasses.replace(mapping, fields=fields, computed=(), columns=columns)
+
+
 def build_crm_asset(mapping: Mapping) -> dg.AssetsDefinition:
     source_table, upstream = _SOURCES[mapping.source]
 
     @dg.asset(
-        name=mapping.target.object,
+        name=mapping.target.object.replace(".", "__"),
         partitions_def=connection_partitions,
         group_name="crm",
         kinds={"python", "sql"},
@@ -47,11 +137,12 @@ def build_crm_asset(mapping: Mapping) -> dg.AssetsDefinition:
         with connection_failures(name):
             connection = state_db.store().get(name)
         wh = warehouse.warehouse()
-        rows = wh.rows(source_table, connection_name=name) if wh.has_table(source_table) else []
-        result = apply_mapping(mapping, source_records(rows), connection.scopes)
+        inputs = mapping_inputs(wh, mapping, name, connection.scopes)
+        result = apply_mapping(mapping, inputs.records, connection.scopes, inputs.previous)
         table = wh.ensure_table(mapping.target.object, mapping.columns, mapping.key)
         with wh.transaction() as db:
             written = wh.upsert(db, table, result.records, mapping.key, context.run.run_id)
+            method = wh.upsert_method(db)
         for reject in result.rejected[:REJECT_SAMPLE]:
             context.log.warning("rejected %s: %s", reject.key, reject.reason)
         return dg.MaterializeResult(
@@ -65,6 +156,8 @@ def build_crm_asset(mapping: Mapping) -> dg.AssetsDefinition:
                     for scope, fields in result.missing_scopes.items()
                 )
                 or "none",
+                "previous_snapshot": str(inputs.previous_day or "none"),
+                "load_method": method,
                 "table": mapping.target.object,
             }
         )
