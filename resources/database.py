@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WAL_SWITCH_ATTEMPTS = 20
+WAL_SWITCH_PAUSE_S = 0.05
 
 
 def make_engine(url: str) -> Engine:
@@ -21,11 +24,27 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)
         cursor.close()
 
     return engine
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch to WAL; retried because SQLite answers a concurrent switch with "locked" at once.
+
+    Two runs opening a fresh database together both try the switch, which needs an exclusive
+    lock and does not wait on the busy timeout. WAL persists in the file, so one success is enough.
+    """
+    for attempt in range(1, WAL_SWITCH_ATTEMPTS + 1):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or attempt == WAL_SWITCH_ATTEMPTS:
+                raise
+            time.sleep(WAL_SWITCH_PAUSE_S * attempt)
 
 
 def redact_url(url: str) -> str:
