@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import dagster as dg
+import httpx
 from pydantic import PrivateAttr
 
 from resources.connections import Connection, ConnectionStore
 from resources.database import make_engine, redact_url
-from resources.settings import MODE_DEMO, MODE_LIVE
+from resources.ratelimit import BudgetConfigError, RequestBudget, parse_limits
+from resources.settings import MODE_DEMO, MODE_LIVE, data_dir
 from resources.tiktok.apps import DEMO_APP, live_credentials_configured, load_app
-from resources.tiktok.client import BACKOFF_CAP_S, DEFAULT_BASE_URL, MAX_ATTEMPTS, TikTokClient
+from resources.tiktok.breaker import BREAKER_COOLDOWN_S, BREAKER_THRESHOLD, CircuitBreaker
+from resources.tiktok.client import (
+    BACKOFF_CAP_S,
+    CONNECT_TIMEOUT_S,
+    DEFAULT_BASE_URL,
+    MAX_ATTEMPTS,
+    REQUEST_TIMEOUT_S,
+    TikTokClient,
+)
 from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL, OAuthClient
 from resources.tokens import ConnectionTokens
 from resources.warehouse import Warehouse
@@ -62,14 +73,38 @@ class WarehouseResource(dg.ConfigurableResource):
         return redact_url(self.url)
 
 
+RATE_LIMIT_SCOPES = ("app", "connection")
+
+
+def default_rate_limit_url() -> str:
+    """The budget's store when none is configured: a SQLite file shared by this machine's runs."""
+    path = data_dir() / "rate_budget.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
 class TikTokResource(dg.ConfigurableResource):
-    """Opens a Display API client for one connection, with its tokens and app credentials."""
+    """Opens a Display API client for one connection, with its tokens and app credentials.
+
+    Every client of every run takes its requests from one shared per-endpoint budget. Unset budget
+    fields are read from the environment at run time: TIKTOK_RATE_LIMIT_URL (sqlite:///...,
+    redis://... or postgresql://...; default a SQLite file in the data folder), TIKTOK_RATE_LIMITS
+    (`user_info=600,video_list=600,video_query=600` per minute) and TIKTOK_RATE_LIMIT_SCOPE (`app`,
+    the safe default, or `connection` if TikTok counts per user token).
+    """
 
     api_base_url: str = DEFAULT_BASE_URL
     auth_base_url: str = DEFAULT_AUTH_BASE_URL
     mode: str = MODE_LIVE
     max_attempts: int = MAX_ATTEMPTS
     backoff_cap_s: float = BACKOFF_CAP_S
+    request_timeout_s: float = REQUEST_TIMEOUT_S
+    rate_limit_url: str | None = None
+    rate_limits: str | None = None
+    rate_limit_scope: str | None = None
+    breaker_threshold: int = BREAKER_THRESHOLD
+    breaker_cooldown_s: float = BREAKER_COOLDOWN_S
+    _budget: RequestBudget | None = PrivateAttr(default=None)
 
     def check_connection(self, connection: Connection) -> None:
         """Refuse any mix of demo and live: apps, hosts and credentials."""
@@ -101,6 +136,27 @@ class TikTokResource(dg.ConfigurableResource):
             load_app(app_name), api_base_url=self.api_base_url, auth_base_url=self.auth_base_url
         )
 
+    def budget(self) -> RequestBudget:
+        """The shared request budget (opened once per process)."""
+        if self._budget is None:
+            url = (
+                self.rate_limit_url
+                or os.environ.get("TIKTOK_RATE_LIMIT_URL")
+                or default_rate_limit_url()
+            )
+            limits = parse_limits(self.rate_limits or os.environ.get("TIKTOK_RATE_LIMITS"))
+            self._budget = RequestBudget(url, limits)
+        return self._budget
+
+    def budget_scope(self, connection: Connection) -> str:
+        scope = self.rate_limit_scope or os.environ.get("TIKTOK_RATE_LIMIT_SCOPE") or "app"
+        if scope not in RATE_LIMIT_SCOPES:
+            raise BudgetConfigError(
+                f"TIKTOK_RATE_LIMIT_SCOPE must be 'app' (one budget per TikTok app, safe whichever "
+                f"way TikTok counts) or 'connection' (one per user token), not {scope!r}"
+            )
+        return connection.app if scope == "app" else f"{connection.app}.{connection.name}"
+
     @contextmanager
     def client(self, connection: Connection, store: ConnectionStore) -> Iterator[TikTokClient]:
         self.check_connection(connection)
@@ -108,6 +164,11 @@ class TikTokResource(dg.ConfigurableResource):
         client = TikTokClient(
             tokens,
             base_url=self.api_base_url,
+            budget=self.budget().scoped(self.budget_scope(connection)),
+            breaker=CircuitBreaker(self.breaker_threshold, self.breaker_cooldown_s),
+            timeout=httpx.Timeout(
+                self.request_timeout_s, connect=min(CONNECT_TIMEOUT_S, self.request_timeout_s)
+            ),
             max_attempts=self.max_attempts,
             backoff_cap_s=self.backoff_cap_s,
         )

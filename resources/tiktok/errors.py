@@ -1,16 +1,20 @@
-"""Typed errors raised at the TikTok client boundary.
+"""Typed errors raised at the TikTok client boundary: the error taxonomy.
 
 Every class maps to one retry policy, so callers decide on the class, never on message text:
 
-- RateLimited (429 `rate_limit_exceeded`): back off with jitter, retry.
-- TransientError (transport error, timeout, 5xx): retry with jitter, then fail.
-- AuthExpired (401 `access_token_invalid`): refresh the token once, retry.
-- NeedsReconnect (`invalid_grant` on refresh, revoked grant): stop; the user must reconnect.
-- ScopeMissing (`scope_not_authorized`, `scope_permission_missed`): stop that call; not a failure.
-- ContractViolation (malformed JSON, missing envelope, wrong types): fail naming the field.
-- PermanentError (any other error code, e.g. `invalid_params`): fail, do not retry.
+| kind               | raised for                                        | retry policy            |
+|--------------------|---------------------------------------------------|-------------------------|
+| rate_limited       | 429 `rate_limit_exceeded`                         | jittered backoff, fail  |
+| transient          | transport error, timeout, 5xx, `internal_error`   | jittered backoff, fail  |
+| auth_expired       | 401 `access_token_invalid`                        | refresh once, repeat    |
+| needs_reconnect    | `invalid_grant` on refresh, revoked grant         | never; user reconnects  |
+| scope_missing      | `scope_not_authorized`, `scope_permission_missed` | never; columns empty    |
+| contract_violation | malformed JSON, missing envelope, wrong types     | never; names the field  |
+| permanent          | any other error code, e.g. `invalid_params`       | never                   |
 
-Messages never contain tokens or secrets: they carry the endpoint, TikTok's error code and log_id.
+A circuit that opened after repeated rate-limited or transient answers raises `CircuitOpen`, whose
+kind is the kind that opened it. Messages never contain tokens or secrets: they carry the
+endpoint, TikTok's error code and log_id.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ class TikTokError(Exception):
 
     kind = "error"
     retryable = False
+    retry_policy = "not retried"
+    what_to_do = "see the message; report it with the TikTok log id if it persists"
 
     def __init__(
         self,
@@ -42,6 +48,8 @@ class TikTokError(Exception):
         """What a failure shows in Dagster: never a token, only facts a user can act on."""
         facts: dict[str, str | int | None] = {
             "error_kind": self.kind,
+            "retry_policy": self.retry_policy,
+            "what_to_do": self.what_to_do,
             "endpoint": self.endpoint,
             "tiktok_error_code": self.code,
             "tiktok_log_id": self.log_id,
@@ -53,28 +61,59 @@ class TikTokError(Exception):
 class RateLimited(TikTokError):
     kind = "rate_limited"
     retryable = True
+    retry_policy = "retried with full-jitter exponential backoff (capped), then the run fails"
+    what_to_do = (
+        "TikTok's per-endpoint limit was exceeded despite the budget: lower TIKTOK_RATE_LIMITS, "
+        "share the budget between all workers (TIKTOK_RATE_LIMIT_URL), then re-run the partition"
+    )
 
 
 class TransientError(TikTokError):
     kind = "transient"
     retryable = True
+    retry_policy = "retried with full-jitter exponential backoff (capped), then the run fails"
+    what_to_do = "TikTok or the network failed repeatedly; re-run the partition later"
 
 
 class AuthExpired(TikTokError):
     kind = "auth_expired"
+    retry_policy = "refreshed once and the same call repeated; a second rejection fails"
+    what_to_do = "TikTok rejected a freshly refreshed token; re-run the partition, then reconnect"
 
 
 class NeedsReconnect(TikTokError):
     kind = "needs_reconnect"
+    retry_policy = "never retried: TikTok refuses the grant until the user authorizes again"
+    what_to_do = "run `tiktok-crm-sync connections reconnect <connection>`"
 
 
 class ScopeMissing(TikTokError):
     kind = "scope_missing"
+    retry_policy = "never retried; the columns that need the scope are left empty"
+    what_to_do = "reconnect the connection and grant the missing scope to fill those columns"
 
 
 class ContractViolation(TikTokError):
     kind = "contract_violation"
+    retry_policy = "never retried; nothing from this run is written"
+    what_to_do = (
+        "TikTok answered outside its documented contract; re-run later, and report the field "
+        "and the TikTok log id if it persists"
+    )
 
 
 class PermanentError(TikTokError):
     kind = "permanent"
+    retry_policy = "never retried"
+    what_to_do = "TikTok rejected the request; check the app's credentials and the error code"
+
+
+class CircuitOpen(TikTokError):
+    """An endpoint kept failing, so calls to it stop for a cool-down instead of piling up."""
+
+    retry_policy = "calls to the endpoint stop until the cool-down ends; the run fails"
+    what_to_do = "TikTok kept failing on this endpoint; re-run the partition after the cool-down"
+
+    def __init__(self, message: str, *, kind: str, endpoint: str) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.kind = kind  # the kind of failure that opened the circuit

@@ -30,6 +30,7 @@ _ERRORS_BY_CODE: dict[str, type[TikTokError]] = {
     "internal_error": TransientError,
 }
 
+_SCOPE_OF_ENDPOINT = {"video_list": "video.list", "video_query": "video.list"}
 _ADVICE: dict[type[TikTokError], str] = {
     RateLimited: "TikTok's per-endpoint rate limit was hit; the call is retried with backoff",
     AuthExpired: "the access token was rejected; it is refreshed once and the call retried",
@@ -89,8 +90,11 @@ def classify_response(response: httpx.Response, endpoint: str) -> dict[str, Any]
     if kind is None:
         kind = RateLimited if status == 429 else TransientError if status >= 500 else PermanentError
     message = str(error.get("message") or "")[:200]
+    advice = _ADVICE[kind]
+    if kind is ScopeMissing and endpoint in _SCOPE_OF_ENDPOINT:
+        advice = f"{advice} (`{_SCOPE_OF_ENDPOINT[endpoint]}`)"
     raise kind(
-        f"{endpoint}: {code}: {message} ({_ADVICE[kind]})",
+        f"{endpoint}: {code}: {message} ({advice})",
         endpoint=endpoint,
         code=code,
         log_id=log_id if isinstance(log_id, str) else None,

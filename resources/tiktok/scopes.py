@@ -45,6 +45,9 @@ VIDEO_FIELDS: tuple[str, ...] = (
     "view_count",
     "is_aigc",
 )
+# /v2/video/query/ documents only the 15 older fields (tiktok-api.md section 4): `is_aigc` is
+# left out there, so a query never fails on it, and refreshed rows keep their stored value.
+QUERY_FIELDS: tuple[str, ...] = tuple(name for name in VIDEO_FIELDS if name != "is_aigc")
 
 
 def parse_scopes(raw: str | list[str] | tuple[str, ...] | frozenset[str] | None) -> frozenset[str]:

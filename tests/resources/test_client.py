@@ -1,4 +1,4 @@
-"""The Display API client over httpx.MockTransport: retries, token refresh and call counting.
+"""The Display API client over httpx.MockTransport: retries, budget, circuit breaker, refresh.
 
 No real sleeping: the client takes the sleep function, and these tests record what it was asked.
 """
@@ -6,8 +6,15 @@ No real sleeping: the client takes the sleep function, and these tests record wh
 import httpx
 import pytest
 
+from resources.tiktok.breaker import CircuitBreaker
 from resources.tiktok.client import TikTokClient
-from resources.tiktok.errors import AuthExpired, PermanentError, RateLimited, TransientError
+from resources.tiktok.errors import (
+    AuthExpired,
+    CircuitOpen,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
 
 USER_OK = {
     "data": {"user": {"open_id": "-000abc", "display_name": "Алина ✨"}},
@@ -132,3 +139,116 @@ def test_query_batches_twenty_ids_per_request():
         20,
         5,
     ]
+
+
+class RecordingBudget:
+    """A `RateBudget` that grants at once and records which endpoint asked."""
+
+    def __init__(self, wait_s: float = 0.25) -> None:
+        self.asked: list[str] = []
+        self.wait_s = wait_s
+
+    def acquire(self, endpoint: str) -> float:
+        self.asked.append(endpoint)
+        return self.wait_s
+
+
+def test_every_attempt_takes_its_place_in_the_budget_and_the_wait_is_reported():
+    budget = RecordingBudget()
+    rate_limited = (429, envelope_error("rate_limit_exceeded"))
+    client, _, sleeps = make_client([rate_limited, (200, USER_OK)], budget=budget)
+    client.get_user(["open_id"])
+    assert budget.asked == ["user_info", "user_info"]  # the retry is budgeted too
+    meta = client.stats.as_metadata()
+    assert meta["api_requests"] == 2 and meta["api_rate_limited"] == 1
+    assert meta["seconds_waited_for_budget"] == 0.5
+    assert meta["seconds_waited"] == round(0.5 + sum(sleeps), 3)
+    assert meta["api_rate_limited_by_endpoint"] == "user_info=1"
+
+
+def test_circuit_opens_after_consecutive_failures_and_fails_fast_with_its_kind():
+    rate_limited = (429, envelope_error("rate_limit_exceeded"))
+    breaker = CircuitBreaker(threshold=3, cooldown_s=60.0, now=lambda: 0.0)
+    client, seen, _ = make_client([rate_limited] * 3, breaker=breaker, max_attempts=6)
+    with pytest.raises(CircuitOpen) as caught:
+        client.get_user(["open_id"])
+    assert len(seen) == 3  # the 4th attempt never left: the circuit was open
+    assert caught.value.kind == "rate_limited"
+    assert client.stats.circuit_opened == 1
+    with pytest.raises(CircuitOpen):  # the next call fails fast too, without a request
+        client.get_user(["open_id"])
+    assert len(seen) == 3
+
+
+def test_circuit_lets_a_probe_through_after_the_cooldown_and_closes_on_success():
+    clock = [0.0]
+    breaker = CircuitBreaker(threshold=2, cooldown_s=30.0, now=lambda: clock[0])
+    failure = (500, envelope_error("internal_error"))
+    client, _, _ = make_client([failure, failure, (200, USER_OK)], breaker=breaker)
+    with pytest.raises(CircuitOpen):
+        client.get_user(["open_id"])
+    clock[0] = 31.0
+    assert client.get_user(["open_id"]).open_id == "-000abc"
+    breaker.check("user_info")  # closed again: no exception
+
+
+def test_permanent_and_contract_errors_do_not_count_towards_the_circuit():
+    breaker = CircuitBreaker(threshold=1, now=lambda: 0.0)
+    client, _, _ = make_client([(400, envelope_error("invalid_params"))], breaker=breaker)
+    with pytest.raises(PermanentError):
+        client.get_user(["open_id"])
+    breaker.check("user_info")
+
+
+def test_query_batches_are_streamed_with_the_ids_they_asked_for():
+    video = {"id": "7300000000000000001", "create_time": 1_700_000_000}
+    page = {"data": {"videos": [video], "cursor": 0, "has_more": False}, "error": {"code": "ok"}}
+    client, _, _ = make_client([(200, page)] * 2)
+    batches = list(client.iter_query_batches([str(10**18 + i) for i in range(25)], ["id"]))
+    assert [len(asked) for asked, _ in batches] == [20, 5]
+    assert [len(found) for _, found in batches] == [1, 1]
+
+
+def test_a_token_rejected_on_page_two_is_refreshed_and_page_two_asked_again():
+    def video(n: int) -> dict:
+        return {"id": str(7_300_000_000_000_000_000 + n), "create_time": 1_700_000_000 + n}
+
+    def page(ids: list[int], cursor: int, has_more: bool) -> dict:
+        data = {"videos": [video(n) for n in ids], "cursor": cursor, "has_more": has_more}
+        return {"data": data, "error": {"code": "ok"}}
+
+    tokens = FakeTokens()
+    client, seen, _ = make_client(
+        [
+            (200, page([9, 8], 8000, True)),
+            (401, envelope_error("access_token_invalid")),
+            (200, page([7], 7000, False)),
+        ],
+        tokens,
+    )
+    ids = [v.id for v in client.iter_videos(["id", "create_time"])]
+    assert len(ids) == 3 and tokens.refreshed_from == ["act.first!"]
+    cursors = [__import__("json").loads(r.content).get("cursor") for r in seen]
+    assert cursors == [None, 8000, 8000]  # the same page, resumed with the new token
+    assert seen[2].headers["Authorization"] == "Bearer act.second!"
+
+
+class DownBudget:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    def acquire(self, endpoint: str) -> float:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the request budget store redis://127.0.0.1 failed")
+        return 0.0
+
+
+def test_a_budget_store_that_is_down_is_a_transient_error_and_retried():
+    client, seen, _ = make_client([(200, USER_OK)], budget=DownBudget(failures=2))
+    assert client.get_user(["open_id"]).open_id == "-000abc"
+    assert len(seen) == 1 and client.stats.retries == 2
+    client, seen, _ = make_client([], budget=DownBudget(failures=10), max_attempts=2)
+    with pytest.raises(TransientError, match="budget store"):
+        client.get_user(["open_id"])
+    assert seen == []

@@ -1,9 +1,13 @@
-"""Hard stops of a /v2/video/list/ page walk (tiktok-api.md section 4 and 12.9)."""
+"""Hard stops of a /v2/video/list/ page walk (tiktok-api.md section 4 and 12.9).
+
+Pages are fed in the order TikTok would answer successive requests; the walk decides the cursor
+of the next request, whether an anomalous page is asked for again, and whether it saw everything.
+"""
 
 import pytest
 
 from resources.tiktok.models import TikTokVideo, VideoPage
-from resources.tiktok.pagination import MAX_EMPTY_PAGES, PageWalk
+from resources.tiktok.pagination import MAX_EMPTY_PAGES, PAGE_REPEATS, PageWalk
 
 
 def video(video_id: int, create_time: int | None = None) -> TikTokVideo:
@@ -17,24 +21,41 @@ def page(ids: list[int], cursor: int, has_more: bool = True) -> VideoPage:
 
 
 def walk_all(pages: list[VideoPage], **kwargs) -> tuple[list[str], PageWalk]:
-    walk, seen = PageWalk(**kwargs), []
+    """Feed `pages` in order, as TikTok answers successive requests, sending `next_cursor`."""
+    walk, seen, requested = PageWalk(**kwargs), [], None
     for item in pages:
-        seen.extend(v.id for v in walk.accept(item))
+        seen.extend(v.id for v in walk.accept(item, requested=requested))
         if walk.stopped:
             break
+        requested = walk.next_cursor
     return seen, walk
 
 
 def test_stops_when_has_more_is_false():
     ids, walk = walk_all([page([9, 8], 8000), page([7], 7000, has_more=False), page([1], 1)])
     assert len(ids) == 3
-    assert (walk.pages, walk.stop_reason) == (2, "has_more_false")
+    assert (walk.pages, walk.stop_reason, walk.complete) == (2, "has_more_false", True)
 
 
-def test_repeated_cursor_stops_the_loop():
-    ids, walk = walk_all([page([9, 8], 8000), page([7], 8000), page([6], 6000)])
+def test_a_repeated_cursor_is_asked_again_once_and_the_walk_recovers():
+    pages = [page([9, 8], 8000), page([7], 8000), page([7, 6], 6000, has_more=False)]
+    ids, walk = walk_all(pages)
+    assert walk.complete and walk.repeated_pages == 1
+    assert len(ids) == len(set(ids)) == 4
+
+
+def test_a_cursor_that_keeps_repeating_stops_the_walk_as_incomplete():
+    pages = [page([9, 8], 8000)] + [page([7], 8000)] * 5
+    ids, walk = walk_all(pages)
     assert walk.stop_reason == "cursor_not_advancing"
+    assert not walk.complete
+    assert walk.pages == 3  # the first page, the anomaly, and its one repetition
     assert len(ids) == 3
+
+
+def test_a_zero_cursor_with_has_more_is_an_anomaly_not_the_end():
+    ids, walk = walk_all([page([9], 0), page([9, 8], 8000, has_more=False)])
+    assert walk.complete and walk.repeated_pages == 1 and len(ids) == 2
 
 
 def test_duplicates_across_pages_are_dropped():
@@ -46,8 +67,8 @@ def test_duplicates_across_pages_are_dropped():
 def test_empty_pages_with_has_more_end_after_a_few():
     pages = [page([9], 9000)] + [page([], 9000 - i) for i in range(1, 10)]
     _, walk = walk_all(pages)
-    assert walk.stop_reason == "empty_pages"
-    assert walk.pages == 1 + MAX_EMPTY_PAGES
+    assert walk.stop_reason == "empty_pages" and not walk.complete
+    assert walk.pages == 1 + MAX_EMPTY_PAGES + PAGE_REPEATS
 
 
 def test_short_pages_with_has_more_continue():
@@ -57,12 +78,14 @@ def test_short_pages_with_has_more_continue():
 
 @pytest.mark.parametrize(("watermark", "expected"), [(8, 1), (7, 2), (0, 3)])
 def test_incremental_walk_stops_at_stored_videos(watermark, expected):
-    ids, _ = walk_all(
+    ids, walk = walk_all(
         [page([9, 8], 8000), page([7], 7000, has_more=False)], stop_at_or_before=watermark
     )
     assert len(ids) == expected
+    assert walk.complete
 
 
 def test_max_pages_is_a_hard_stop():
     ids, walk = walk_all([page([100 - i], 100_000 - i * 1000) for i in range(50)], max_pages=5)
     assert (walk.pages, walk.stop_reason, len(ids)) == (5, "max_pages", 5)
+    assert not walk.complete

@@ -72,6 +72,8 @@ def test_error_carries_code_and_log_id_but_no_request_details():
         classify_response(_response(401, _error("access_token_invalid")), "video_list")
     assert caught.value.metadata() == {
         "error_kind": "auth_expired",
+        "retry_policy": AuthExpired.retry_policy,
+        "what_to_do": AuthExpired.what_to_do,
         "endpoint": "video_list",
         "tiktok_error_code": "access_token_invalid",
         "tiktok_log_id": LOG_ID,

@@ -1,8 +1,12 @@
-"""Token lifecycle against the state database: refresh ahead of expiry, rotation, reconnect."""
+"""Token lifecycle against the state database: refresh ahead of expiry, rotation, reconnect.
+
+Round trip: `ConnectionTokens` -> a fake rotating OAuth endpoint -> `ConnectionStore` (SQLite).
+"""
 
 import threading
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from resources.connections import NEEDS_RECONNECT, ConnectionStore
 from resources.database import make_engine
@@ -111,3 +115,51 @@ def test_invalid_grant_marks_needs_reconnect_with_the_command(store):
 def test_tokens_never_show_in_repr(store):
     assert "act.1!" not in repr(store.get("creator-1"))
     assert "rft.1!" not in repr(grant(1))
+
+
+def test_short_lifetimes_refresh_near_their_end_not_on_every_call(store):
+    oauth = RotatingOAuth()
+    clock = [NOW + 7200 - 1]  # the stored token is about to expire
+    tokens = ConnectionTokens(store, "creator-1", oauth, now=lambda: clock[0])
+    tokens._oauth.refresh = lambda refresh_token: grant(2, expires_in=60)  # a 1-minute token
+    assert tokens.access_token() == "act.2!"
+    assert store.get("creator-1").access_expires_at == NOW + 60
+    # The margin follows the 60 s lifetime (a tenth of it), not the fixed 5 minutes.
+    clock[0] = NOW + 30
+    assert tokens.access_token() == "act.2!"
+    assert tokens.refresh_calls == 1
+
+
+def test_a_connection_already_marked_needs_reconnect_is_not_refreshed_again(store):
+    oauth = RotatingOAuth()
+    store.set_status("creator-1", NEEDS_RECONNECT, "revoked; run reconnect creator-1")
+    tokens = ConnectionTokens(store, "creator-1", oauth, now=lambda: NOW)
+    with pytest.raises(NeedsReconnect, match="reconnect creator-1"):
+        tokens.refresh("act.1!")
+    assert oauth.calls == 0
+
+
+def test_the_rotated_refresh_token_is_stored_even_if_the_first_write_fails(store, monkeypatch):
+    oauth = RotatingOAuth()
+    real = store.replace_tokens
+    failures = iter([OperationalError("UPDATE", {}, Exception("database is locked"))])
+
+    def flaky(*args, **kwargs):
+        for failure in failures:
+            raise failure
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "replace_tokens", flaky)
+    tokens = ConnectionTokens(store, "creator-1", oauth, now=lambda: NOW)
+    assert tokens.refresh("act.1!") == "act.2!"
+    assert store.get("creator-1").refresh_token == "rft.2!"  # TikTok's only valid one is kept
+
+
+def test_the_token_is_read_from_the_store_once_not_per_request(store, monkeypatch):
+    tokens = ConnectionTokens(store, "creator-1", RotatingOAuth(), now=lambda: NOW)
+    reads = []
+    real_get = store.get
+    monkeypatch.setattr(store, "get", lambda name: reads.append(name) or real_get(name))
+    for _ in range(5):
+        assert tokens.access_token() == "act.1!"
+    assert reads == ["creator-1"]

@@ -1,19 +1,45 @@
 """TikTok extraction assets: one partition per connection, each a warehouse table."""
 
 from datetime import UTC, datetime
+from typing import Literal
 
 import dagster as dg
+from pydantic import Field
 
 from pipelines.defs.tiktok import tables
 from pipelines.defs.tiktok.failures import connection_failures
 from pipelines.defs.tiktok.partitions import connection_partitions
+from pipelines.defs.tiktok.video_sync import VideoTables, sync_videos
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
+from resources.connections import (
+    ACTIVE,
+    NEEDS_RECONNECT,
+    Connection,
+    ConnectionStore,
+    connection_metadata,
+)
 from resources.settings import MODE_DEMO
-from resources.tiktok.errors import ScopeMissing
-from resources.tiktok.extract import extract_profile, extract_videos
-from resources.tiktok.pagination import PageWalk
+from resources.tiktok.errors import NeedsReconnect, ScopeMissing
+from resources.tiktok.extract import extract_profile
+from resources.tokens import reconnect_hint
 
 TIKTOK_POOL = "tiktok_api"  # runs that call TikTok share one concurrency pool (dagster.yaml)
+
+
+class VideoSyncConfig(dg.Config):
+    """How `tiktok_videos` reads a connection's videos."""
+
+    mode: Literal["incremental", "full"] = Field(
+        default="incremental",
+        description="incremental: new videos plus fresh metrics for the lookback window; "
+        "full: every video again, marking the ones TikTok no longer shows as deleted",
+    )
+    lookback_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="incremental mode re-reads metrics of videos posted in this many last days",
+    )
 
 
 def _mode_metadata(tiktok: TikTokResource, context: dg.AssetExecutionContext) -> dict:
@@ -21,6 +47,19 @@ def _mode_metadata(tiktok: TikTokResource, context: dg.AssetExecutionContext) ->
         return {"mode": "live"}
     context.log.warning("DEMO MODE: simulated TikTok data from %s", tiktok.api_base_url)
     return {"mode": dg.MetadataValue.text("DEMO (simulated TikTok data, not real accounts)")}
+
+
+def active_connection(store: ConnectionStore, name: str) -> Connection:
+    """The connection, if it can sync; one that must be reconnected fails without calling TikTok."""
+    connection = store.get(name)
+    if connection.status == NEEDS_RECONNECT:
+        reason = connection.status_reason or reconnect_hint(name)
+        raise NeedsReconnect(f"connection {name!r} needs to be reconnected: {reason}")
+    if connection.status != ACTIVE:
+        raise ValueError(
+            f"connection {name!r} is {connection.status}; {reconnect_hint(name)}, or remove it"
+        )
+    return connection
 
 
 @dg.asset(
@@ -38,9 +77,10 @@ def tiktok_profile(
     """A connection's TikTok profile with today's follower, like and video counts (and history)."""
     name = context.partition_key
     store = state_db.store()
-    with connection_failures(name):
-        connection = store.get(name)
+    with connection_failures(name) as failure:
+        connection = active_connection(store, name)
         with tiktok.client(connection, store) as client:
+            failure.stats = client.stats
             extract = extract_profile(client, connection.scopes)
             stats = client.stats
     user, today = extract.user, datetime.now(UTC).date()
@@ -69,10 +109,13 @@ def tiktok_profile(
     }
     return dg.MaterializeResult(
         metadata={
+            **connection_metadata(connection),
             "dagster/row_count": 1,
             "connection": name,
             "granted_scopes": ", ".join(sorted(connection.scopes)),
             "missing_scopes": ", ".join(sorted(extract.missing_scopes)) or "none",
+            "missing_scopes_reason": extract.reason
+            or ("not granted by the user" if extract.missing_scopes else "none"),
             "table": tables.PROFILES,
             **counts,
             **stats.as_metadata(),
@@ -89,6 +132,7 @@ def tiktok_profile(
 )
 def tiktok_videos(
     context: dg.AssetExecutionContext,
+    config: VideoSyncConfig,
     tiktok: TikTokResource,
     state_db: StateDatabaseResource,
     warehouse: WarehouseResource,
@@ -97,32 +141,53 @@ def tiktok_videos(
     name = context.partition_key
     store = state_db.store()
     wh = warehouse.warehouse()
-    videos = wh.ensure_table(tables.VIDEOS, tables.VIDEO_COLUMNS, tables.VIDEO_KEY)
-    daily = wh.ensure_table(
-        tables.VIDEO_METRICS_DAILY, tables.VIDEO_METRICS_COLUMNS, tables.VIDEO_METRICS_KEY
+    target = VideoTables(
+        warehouse=wh,
+        videos=wh.ensure_table(tables.VIDEOS, tables.VIDEO_COLUMNS, tables.VIDEO_KEY),
+        daily=wh.ensure_table(
+            tables.VIDEO_METRICS_DAILY, tables.VIDEO_METRICS_COLUMNS, tables.VIDEO_METRICS_KEY
+        ),
+        load_id=context.run.run_id,
+        now=datetime.now(UTC),
     )
-    walk, today, skipped = PageWalk(), datetime.now(UTC).date(), None
-    with connection_failures(name):
-        connection = store.get(name)
-        with tiktok.client(connection, store) as client, wh.transaction() as db:
+    skipped = None
+    with connection_failures(name) as failure:
+        connection = active_connection(store, name)
+        with tiktok.client(connection, store) as client:
+            failure.stats = client.stats
             try:
-                found = list(extract_videos(client, connection.scopes, walk))
+                result = sync_videos(client, connection, target, config.mode, config.lookback_days)
             except ScopeMissing as err:
-                found, skipped = [], str(err)
+                result, skipped = None, str(err)
                 context.log.warning("videos skipped for %s: %s", name, err)
-            rows = [tables.video_row(name, connection.open_id, video) for video in found]
-            metrics = [tables.video_metrics_row(name, video, today) for video in found]
-            wh.upsert(db, videos, rows, tables.VIDEO_KEY, context.run.run_id)
-            wh.upsert(db, daily, metrics, tables.VIDEO_METRICS_KEY, context.run.run_id)
             stats = client.stats
-    context.log.info("fetched %d videos in %d pages (%s)", len(rows), walk.pages, walk.stop_reason)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(rows),
-            "connection": name,
+    meta: dict = {"dagster/row_count": 0, "connection": name, "sync_mode": config.mode}
+    if result is not None:
+        walk = result.walk
+        context.log.info(
+            "%s sync: %d videos listed in %d pages (%s), %d refreshed, %d marked deleted",
+            result.mode,
+            result.listed,
+            walk.pages,
+            walk.stop_reason,
+            result.refreshed,
+            result.marked_deleted,
+        )
+        meta |= {
+            "dagster/row_count": result.rows_written,
+            "videos_listed": result.listed,
+            "videos_refreshed": result.refreshed,
+            "videos_marked_deleted": result.marked_deleted,
+            "watermark_create_time": result.watermark if result.watermark is not None else "none",
+            "lookback_days": config.lookback_days if config.mode == "incremental" else "n/a",
             "pages": walk.pages,
             "stop_reason": walk.stop_reason or "none",
             "duplicates_dropped": walk.duplicates,
+            "pages_repeated": walk.repeated_pages,
+        }
+    return dg.MaterializeResult(
+        metadata=meta
+        | {
             "skipped_reason": skipped or "none",
             "table": tables.VIDEOS,
             **stats.as_metadata(),

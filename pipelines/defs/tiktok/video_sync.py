@@ -1,0 +1,163 @@
+"""Incremental and full video syncs of one connection, streamed into the warehouse in chunks.
+
+- incremental (the default): pages newest first and stops at the newest `create_time` already
+  stored for the connection (the watermark, read from `tiktok_videos`: no other state). Then the
+  stored videos posted within `lookback_days` are re-read through /v2/video/query/ (20 ids a
+  request) for fresh metrics; an id TikTok no longer returns was deleted or made private.
+- full: re-reads every video; stored videos that were not seen get `deleted_at`.
+
+Rows are never deleted: a video seen again gets `deleted_at = NULL` back. Everything of one run is
+one warehouse transaction, so a failed run stores nothing and the watermark never skips a gap.
+Videos flow through in chunks: memory stays flat whatever the account's size (full mode keeps the
+set of seen ids, strings only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Literal
+
+from sqlalchemy import Connection, Table, func, select, update
+
+from pipelines.defs.tiktok import tables
+from resources.connections import Connection as TikTokConnection
+from resources.tiktok.client import TikTokClient
+from resources.tiktok.extract import extract_videos, refresh_metrics
+from resources.tiktok.models import TikTokVideo
+from resources.tiktok.pagination import PageWalk
+from resources.tiktok.scopes import QUERY_FIELDS
+from resources.warehouse import Warehouse
+
+SyncMode = Literal["incremental", "full"]
+CHUNK_VIDEOS = 1_000  # videos written per statement pair (rows + daily metrics)
+ID_CHUNK = 500  # ids per UPDATE ... WHERE id IN (...): far below every database's limit
+DAY_S = 86_400
+# Columns a /v2/video/query/ refresh owns: what it asked for, plus the deletion mark.
+QUERY_OWNED = ("connection_name", "open_id", *QUERY_FIELDS, "deleted_at")
+
+
+@dataclass
+class VideoSyncResult:
+    mode: SyncMode
+    watermark: int | None = None
+    listed: int = 0
+    refreshed: int = 0
+    marked_deleted: int = 0
+    walk: PageWalk = field(default_factory=PageWalk)
+
+    @property
+    def rows_written(self) -> int:
+        return self.listed + self.refreshed
+
+
+@dataclass(frozen=True)
+class VideoTables:
+    warehouse: Warehouse
+    videos: Table
+    daily: Table
+    load_id: str
+    now: datetime
+
+
+def sync_videos(
+    client: TikTokClient,
+    connection: TikTokConnection,
+    target: VideoTables,
+    mode: SyncMode,
+    lookback_days: int,
+) -> VideoSyncResult:
+    """Sync one connection's videos in one transaction; raises the client's typed errors."""
+    name = connection.name
+    with target.warehouse.transaction() as db:
+        result = VideoSyncResult(mode=mode)
+        if mode == "incremental":
+            result.watermark = _newest_create_time(db, target.videos, name)
+        # One second early: a video posted in the same second as the newest stored one is kept.
+        stop = None if result.watermark is None else result.watermark - 1
+        result.walk = PageWalk(stop_at_or_before=stop)
+        seen: set[str] = set()
+        listed = extract_videos(client, connection.scopes, result.walk)
+        for chunk in _chunks(listed, CHUNK_VIDEOS):
+            _write(db, target, connection, chunk)
+            seen.update(video.id for video in chunk)
+            result.listed += len(chunk)
+        if mode == "full":
+            gone = _live_ids(db, target.videos, name) - seen
+            result.marked_deleted = _mark_deleted(db, target, name, gone)
+        else:
+            since = int(target.now.timestamp()) - lookback_days * DAY_S
+            recent = [i for i in _recent_ids(db, target.videos, name, since) if i not in seen]
+            for asked, found in refresh_metrics(client, recent):
+                _write(db, target, connection, found, owned=QUERY_OWNED)
+                result.refreshed += len(found)
+                missing = set(asked) - {video.id for video in found}
+                result.marked_deleted += _mark_deleted(db, target, name, missing)
+    return result
+
+
+def _chunks(videos: Iterable[TikTokVideo], size: int) -> Iterator[list[TikTokVideo]]:
+    iterator = iter(videos)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _write(
+    db: Connection,
+    target: VideoTables,
+    connection: TikTokConnection,
+    videos: list[TikTokVideo],
+    owned: tuple[str, ...] | None = None,
+) -> None:
+    if not videos:
+        return
+    wh, name, today = target.warehouse, connection.name, target.now.date()
+    rows = [tables.video_row(name, connection.open_id, video) for video in videos]
+    wh.upsert(db, target.videos, rows, tables.VIDEO_KEY, target.load_id, owned=owned)
+    metrics = [tables.video_metrics_row(name, video, today) for video in videos]
+    wh.upsert(db, target.daily, metrics, tables.VIDEO_METRICS_KEY, target.load_id)
+
+
+def _newest_create_time(db: Connection, videos: Table, name: str) -> int | None:
+    query = select(func.max(videos.c.create_time)).where(videos.c.connection_name == name)
+    newest = db.execute(query).scalar_one_or_none()
+    return int(newest) if newest is not None else None
+
+
+def _live_ids(db: Connection, videos: Table, name: str) -> set[str]:
+    query = select(videos.c.id).where(
+        videos.c.connection_name == name, videos.c.deleted_at.is_(None)
+    )
+    return {row.id for row in db.execute(query)}
+
+
+def _recent_ids(db: Connection, videos: Table, name: str, since: int) -> list[str]:
+    query = (
+        select(videos.c.id)
+        .where(
+            videos.c.connection_name == name,
+            videos.c.deleted_at.is_(None),
+            videos.c.create_time >= since,
+        )
+        .order_by(videos.c.create_time.desc())
+    )
+    return [row.id for row in db.execute(query)]
+
+
+def _mark_deleted(db: Connection, target: VideoTables, name: str, ids: set[str]) -> int:
+    """Stamp `deleted_at` on videos TikTok no longer shows; their rows and history stay."""
+    videos, ordered, marked = target.videos, sorted(ids), 0
+    for start in range(0, len(ordered), ID_CHUNK):
+        statement = (
+            update(videos)
+            .where(
+                videos.c.connection_name == name,
+                videos.c.id.in_(ordered[start : start + ID_CHUNK]),
+                videos.c.deleted_at.is_(None),
+            )
+            .values(deleted_at=target.now, _synced_at=target.now, _load_id=target.load_id)
+        )
+        marked += db.execute(statement).rowcount
+    return marked

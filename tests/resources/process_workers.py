@@ -1,0 +1,51 @@
+"""Code that tests run in separate processes (multiprocessing `spawn`): real cross-process races.
+
+Each worker waits on a shared barrier so that both processes hit the shared store at once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def take_budget(url: str, scope: str, attempts: int, barrier: Any, results: Any) -> None:
+    """Try `attempts` non-blocking acquisitions on one key; report how many were admitted."""
+    from resources.ratelimit import RequestBudget
+
+    budget = RequestBudget(url, {"video_list": 20}, margin=0.0, smooth=False)
+    barrier.wait()
+    admitted = sum(budget.try_acquire("video_list", scope) for _ in range(attempts))
+    budget.close()
+    results.put(admitted)
+
+
+def sync_profile(
+    state_url: str,
+    api_base_url: str,
+    environ: dict[str, str],
+    name: str,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One run reading the connection's profile at the same moment as another process.
+
+    The simulator has expired the access token, so both runs meet `access_token_invalid` on their
+    first call and both want to refresh the same rotating refresh token.
+    """
+    os.environ.update(environ)
+    from resources.configurable import TikTokResource
+    from resources.connections import ConnectionStore
+    from resources.database import make_engine
+    from resources.tiktok.extract import extract_profile
+
+    store = ConnectionStore(make_engine(state_url))
+    connection = store.get(name)
+    resource = TikTokResource(api_base_url=api_base_url, backoff_cap_s=0.0)
+    barrier.wait()
+    try:
+        with resource.client(connection, store) as client:
+            profile = extract_profile(client, connection.scopes)
+            results.put(("ok", profile.user.open_id, client.stats.refreshes))
+    except Exception as err:  # reported to the parent, which asserts on it
+        results.put(("error", f"{type(err).__name__}: {err}", 0))
