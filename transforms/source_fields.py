@@ -5,53 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-_BASIC = "user.info.basic"
-_PROFILE = "user.info.profile"
-_STATS = "user.info.stats"
-_VIDEO = "video.list"
+from resources.tiktok.scopes import (
+    SUPPORTED_SCOPES,
+    USER_FIELDS_BY_SCOPE,
+    VIDEO_FIELDS,
+    VIDEO_LIST,
+)
 
+# TikTok's own fields and scopes come from the client's table, so the two can never disagree.
 _PROFILE_FIELDS: dict[str, str | None] = {
-    "open_id": _BASIC,
-    "union_id": _BASIC,
-    "avatar_url": _BASIC,
-    "avatar_url_100": _BASIC,
-    "avatar_large_url": _BASIC,
-    "display_name": _BASIC,
-    "bio_description": _PROFILE,
-    "profile_deep_link": _PROFILE,
-    "is_verified": _PROFILE,
-    "username": _PROFILE,
-    "follower_count": _STATS,
-    "following_count": _STATS,
-    "likes_count": _STATS,
-    "video_count": _STATS,
+    **{field: scope for scope, fields in USER_FIELDS_BY_SCOPE.items() for field in fields},
     # Added by the pipeline, not by TikTok: always present whatever the user granted.
     "connection_name": None,
     "synced_at": None,
 }
 
 _VIDEO_FIELDS: dict[str, str | None] = {
-    **dict.fromkeys(
-        (
-            "id",
-            "create_time",
-            "cover_image_url",
-            "share_url",
-            "video_description",
-            "duration",
-            "height",
-            "width",
-            "title",
-            "embed_html",
-            "embed_link",
-            "like_count",
-            "comment_count",
-            "share_count",
-            "view_count",
-            "is_aigc",
-        ),
-        _VIDEO,
-    ),
+    **dict.fromkeys(VIDEO_FIELDS, VIDEO_LIST),
     "connection_name": None,
     "open_id": None,
     "synced_at": None,
@@ -68,7 +38,7 @@ SOURCE_FIELD_SCOPES: Mapping[str, Mapping[str, str | None]] = MappingProxyType(
 
 # Scopes a mapping may name explicitly (TikTok's scope table; user.info.username: QR login).
 KNOWN_SCOPES: frozenset[str] = frozenset(
-    {_BASIC, _PROFILE, _STATS, _VIDEO, "user.info.username", "video.publish", "video.upload"}
+    {*SUPPORTED_SCOPES, "user.info.username", "video.publish", "video.upload"}
 )
 
 FIELD_TYPES: tuple[str, ...] = ("boolean", "date", "datetime", "float", "integer", "json", "string")
