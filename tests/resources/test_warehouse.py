@@ -24,17 +24,6 @@ KEY = ("connection_name", "id")
 FIRST_ID = 7 * 10**18  # TikTok video ids are 19 digits, above 2**53: they must stay text
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def warehouse(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'wh.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    wh = Warehouse(make_engine(url))
-    yield wh
-    wh.engine.dispose()
-
-
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 100 rows, so a few hundred rows cross several chunk boundaries."""

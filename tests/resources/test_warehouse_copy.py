@@ -25,17 +25,6 @@ def pg(postgres_url):
     wh.engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def warehouse(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'wh.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    wh = Warehouse(make_engine(url))
-    yield wh
-    wh.engine.dispose()
-
-
 def row(i: int, **values) -> dict:
     return {
         "id": str(i),

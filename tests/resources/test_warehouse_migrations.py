@@ -15,17 +15,6 @@ COLUMNS = [("connection_name", "string"), ("id", "string"), ("views", "integer")
 KEY = ("connection_name", "id")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def warehouse(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'wh.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    wh = Warehouse(make_engine(url))
-    yield wh
-    wh.engine.dispose()
-
-
 def column_names(wh: Warehouse, table: str) -> list[str]:
     return [col["name"] for col in sa.inspect(wh.engine).get_columns(table)]
 
