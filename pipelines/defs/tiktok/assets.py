@@ -6,6 +6,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from pipelines.defs.quality.preview import column_schema, top_videos, top_videos_markdown
 from pipelines.defs.tiktok import tables
 from pipelines.defs.tiktok.failures import connection_failures
 from pipelines.defs.tiktok.partitions import connection_partitions
@@ -67,6 +68,7 @@ def active_connection(store: ConnectionStore, name: str) -> Connection:
     group_name="tiktok",
     kinds={"python", "sql"},
     pool=TIKTOK_POOL,
+    metadata={"dagster/column_schema": column_schema(tables.PROFILE_COLUMNS)},
 )
 def tiktok_profile(
     context: dg.AssetExecutionContext,
@@ -102,8 +104,9 @@ def tiktok_profile(
     store.mark_synced(name, display_name=user.display_name)
     for scope, fields in extract.missing_scopes.items():
         context.log.info("scope %s not granted: %s left empty", scope, ", ".join(fields))
+    # Plain ints (not text) so the UI plots follower and like counts across materializations.
     counts = {
-        field: value
+        field: dg.MetadataValue.int(value)
         for field in tables.STATS_FIELDS
         if isinstance(value := getattr(user, field), int)
     }
@@ -129,6 +132,7 @@ def tiktok_profile(
     group_name="tiktok",
     kinds={"python", "sql"},
     pool=TIKTOK_POOL,
+    metadata={"dagster/column_schema": column_schema(tables.VIDEO_COLUMNS)},
 )
 def tiktok_videos(
     context: dg.AssetExecutionContext,
@@ -185,6 +189,8 @@ def tiktok_videos(
             "duplicates_dropped": walk.duplicates,
             "pages_repeated": walk.repeated_pages,
         }
+    # Read back after the load, so a video stored by an earlier run still ranks.
+    meta["top_videos"] = top_videos_markdown(top_videos(wh, name))
     return dg.MaterializeResult(
         metadata=meta
         | {

@@ -1,0 +1,1 @@
+"""Data-quality checks on the TikTok tables, and the connection freshness job."""
