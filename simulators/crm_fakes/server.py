@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from simulators.background import ServedInBackground
 from simulators.tiktok.responses import Reply, SimRequest, encode_json
 from simulators.tiktok.server import SimHTTPServer, SimRequestHandler
 from simulators.tiktok.traffic import FaultQueue
 
 LOOPBACK = "127.0.0.1"
-POLL_INTERVAL_SECONDS = 0.02
-JOIN_TIMEOUT_SECONDS = 5.0
 Wait = Callable[[float], bool]
 
 
@@ -56,7 +54,7 @@ def parse_json(body: bytes) -> Any:
         return body.decode("utf-8", "replace")
 
 
-class CrmFake:
+class CrmFake(ServedInBackground):
     """Base class: subclasses implement `answer(request, fault)`; faults come from `inject`."""
 
     faults: frozenset[str] = frozenset()
@@ -66,8 +64,6 @@ class CrmFake:
         self.requests: list[RecordedRequest] = []
         self._faults = FaultQueue()
         self._address = (host, port)
-        self._server: _CrmHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def answer(self, request: SimRequest, fault: str | None) -> Reply:
         raise NotImplementedError
@@ -95,42 +91,5 @@ class CrmFake:
         with self.lock:
             self.requests.clear()
 
-    def start(self) -> str:
-        if self._server is not None:
-            raise RuntimeError("the fake is already running")
-        server = _CrmHTTPServer(self._address, self)
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": POLL_INTERVAL_SECONDS},
-            name=f"{type(self).__name__}-{server.server_address[1]}",
-            daemon=True,
-        )
-        thread.start()
-        self._server, self._thread = server, thread
-        return self.base_url
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.stopping.set()
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        thread.join(JOIN_TIMEOUT_SECONDS)
-        self._server = self._thread = None
-
-    @contextmanager
-    def running(self) -> Iterator[str]:
-        base_url = self.start()
-        try:
-            yield base_url
-        finally:
-            self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def _make_server(self) -> SimHTTPServer:
+        return _CrmHTTPServer(self._address, self)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
+from simulators.background import ServedInBackground
 from simulators.tiktok.app import SimulatorApp
 from simulators.tiktok.config import DEMO_CLIENT_KEY, SimulatorConfig
 from simulators.tiktok.data import SimAccount
@@ -20,61 +20,19 @@ from simulators.tiktok.state import SimState
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-POLL_INTERVAL_SECONDS = 0.02  # how fast stop() is noticed by serve_forever
-JOIN_TIMEOUT_SECONDS = 5.0
 
 
-class TikTokSimulator:
+class TikTokSimulator(ServedInBackground):
     """TikTok OAuth + Display API v2 on a local port, deterministic from its config's seed."""
 
     def __init__(self, config: SimulatorConfig | None = None, host: str = LOOPBACK) -> None:
         self._state = SimState(config or SimulatorConfig())
         self._app = SimulatorApp(self._state)
         self._host = host
-        self._server: SimHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> str:
-        """Bind (config.port, 0 = ephemeral) and serve in a daemon thread; returns the base URL."""
-        if self._server is not None:
-            raise RuntimeError("the simulator is already running")
-        server = SimHTTPServer((self._host, self._state.config.port), self._app)
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": POLL_INTERVAL_SECONDS},
-            name=f"tiktok-simulator-{server.server_address[1]}",
-            daemon=True,
-        )
-        thread.start()
-        self._server, self._thread = server, thread
-        logger.info("TikTok simulator listening on %s", self.base_url)
-        return self.base_url
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.stopping.set()  # wakes handlers sleeping in a latency or timeout fault
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        thread.join(JOIN_TIMEOUT_SECONDS)
-        self._server = self._thread = None
-
-    @contextmanager
-    def running(self) -> Iterator[str]:
-        base_url = self.start()
-        try:
-            yield base_url
-        finally:
-            self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the simulator is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def _make_server(self) -> SimHTTPServer:
+        # config.port 0 = an ephemeral port
+        return SimHTTPServer((self._host, self._state.config.port), self._app)
 
     @property
     def config(self) -> SimulatorConfig:

@@ -1,0 +1,67 @@
+"""A fake server's lifecycle: serve a SimHTTPServer from a daemon thread on a local port."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from simulators.tiktok.server import SimHTTPServer
+
+logger = logging.getLogger(__name__)
+
+POLL_INTERVAL_SECONDS = 0.02  # how fast stop() is noticed by serve_forever
+JOIN_TIMEOUT_SECONDS = 5.0
+
+
+class ServedInBackground:
+    """Base for the fakes: subclasses build their server; this starts, stops and locates it."""
+
+    _server: SimHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def _make_server(self) -> SimHTTPServer:
+        raise NotImplementedError
+
+    def start(self) -> str:
+        """Bind and serve in a daemon thread; returns the base URL."""
+        if self._server is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        server = self._make_server()
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": POLL_INTERVAL_SECONDS},
+            name=f"{type(self).__name__}-{server.server_address[1]}",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        logger.info("%s listening on %s", type(self).__name__, self.base_url)
+        return self.base_url
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.stopping.set()  # wakes handlers sleeping in a latency or timeout fault
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        thread.join(JOIN_TIMEOUT_SECONDS)
+        self._server = self._thread = None
+
+    @contextmanager
+    def running(self) -> Iterator[str]:
+        base_url = self.start()
+        try:
+            yield base_url
+        finally:
+            self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
