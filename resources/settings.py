@@ -43,3 +43,20 @@ def mode(environ: Mapping[str, str] = os.environ) -> str:
 def mappings_dir(environ: Mapping[str, str] = os.environ) -> Path:
     default = Path(__file__).resolve().parents[1] / "pipelines" / "mappings"
     return Path(environ.get("MAPPINGS_DIR") or default)
+
+
+BACKFILL_BATCH_VARIABLE = "BACKFILL_BATCH_SIZE"
+DEFAULT_BACKFILL_BATCH_SIZE = 50
+
+
+def backfill_batch_size(environ: Mapping[str, str] = os.environ) -> int:
+    """How many connections one backfill run covers (read when the code location loads)."""
+    raw = (environ.get(BACKFILL_BATCH_VARIABLE) or "").strip()
+    if not raw:
+        return DEFAULT_BACKFILL_BATCH_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise ValueError(
+            f"{BACKFILL_BATCH_VARIABLE} must be a whole number of connections per backfill run "
+            f"from 1 to 10000 (default {DEFAULT_BACKFILL_BATCH_SIZE}), not {raw!r}"
+        )
+    return int(raw)

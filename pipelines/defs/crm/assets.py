@@ -17,11 +17,13 @@ from typing import Any
 
 import dagster as dg
 
+from pipelines.defs.batch import materialize_each
 from pipelines.defs.tiktok import tables
 from pipelines.defs.tiktok.assets import tiktok_profile, tiktok_videos
 from pipelines.defs.tiktok.failures import connection_failures
-from pipelines.defs.tiktok.partitions import connection_partitions
+from pipelines.defs.tiktok.partitions import connection_backfill_policy, connection_partitions
 from resources.configurable import StateDatabaseResource, WarehouseResource
+from resources.connections import ConnectionStore
 from resources.settings import mappings_dir
 from resources.warehouse import Warehouse
 from transforms import MappedField, Mapping, apply_mapping, load_mapping
@@ -123,6 +125,7 @@ def build_crm_asset(mapping: Mapping) -> dg.AssetsDefinition:
     @dg.asset(
         name=mapping.target.object.replace(".", "__"),
         partitions_def=connection_partitions,
+        backfill_policy=connection_backfill_policy,
         group_name="crm",
         kinds={"python", "sql"},
         deps=[upstream],
@@ -133,10 +136,15 @@ def build_crm_asset(mapping: Mapping) -> dg.AssetsDefinition:
         state_db: StateDatabaseResource,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
-        name = context.partition_key
+        return materialize_each(
+            context, lambda name: _map_one(context, name, state_db.store(), warehouse.warehouse())
+        )
+
+    def _map_one(
+        context: dg.AssetExecutionContext, name: str, store: ConnectionStore, wh: Warehouse
+    ) -> dict:
         with connection_failures(name):
-            connection = state_db.store().get(name)
-        wh = warehouse.warehouse()
+            connection = store.get(name)
         inputs = mapping_inputs(wh, mapping, name, connection.scopes)
         result = apply_mapping(mapping, inputs.records, connection.scopes, inputs.previous)
         table = wh.ensure_table(mapping.target.object, mapping.columns, mapping.key)
@@ -145,22 +153,19 @@ def build_crm_asset(mapping: Mapping) -> dg.AssetsDefinition:
             method = wh.upsert_method(db)
         for reject in result.rejected[:REJECT_SAMPLE]:
             context.log.warning("rejected %s: %s", reject.key, reject.reason)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": written,
-                "connection": name,
-                "mapping": mapping.name,
-                "rejected": len(result.rejected),
-                "fields_left_empty_by_scope": ", ".join(
-                    f"{scope}: {', '.join(fields)}"
-                    for scope, fields in result.missing_scopes.items()
-                )
-                or "none",
-                "previous_snapshot": str(inputs.previous_day or "none"),
-                "load_method": method,
-                "table": mapping.target.object,
-            }
-        )
+        return {
+            "dagster/row_count": written,
+            "connection": name,
+            "mapping": mapping.name,
+            "rejected": len(result.rejected),
+            "fields_left_empty_by_scope": ", ".join(
+                f"{scope}: {', '.join(fields)}" for scope, fields in result.missing_scopes.items()
+            )
+            or "none",
+            "previous_snapshot": str(inputs.previous_day or "none"),
+            "load_method": method,
+            "table": mapping.target.object,
+        }
 
     return _crm_records
 

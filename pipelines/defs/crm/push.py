@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
+from pipelines.defs.batch import events_each
 from pipelines.defs.crm.assets import _SOURCES, source_records
 from pipelines.defs.crm.checks import max_reject_rate, reject_rate_result, reject_rate_spec
 from pipelines.defs.crm.push_results import (
@@ -22,7 +23,7 @@ from pipelines.defs.crm.push_results import (
     stopped_failure,
 )
 from pipelines.defs.tiktok.failures import connection_failures
-from pipelines.defs.tiktok.partitions import connection_partitions
+from pipelines.defs.tiktok.partitions import connection_backfill_policy, connection_partitions
 from resources import settings
 from resources.configurable import StateDatabaseResource, WarehouseResource
 from resources.crm.config import configured_kinds
@@ -77,6 +78,7 @@ def build_push_asset(mapping: Mapping) -> dg.AssetsDefinition:
     @dg.asset(
         name=mapping.name,
         partitions_def=connection_partitions,
+        backfill_policy=connection_backfill_policy,
         group_name=PUSH_GROUP,
         kinds={"python", kind},
         deps=[upstream],
@@ -92,7 +94,18 @@ def build_push_asset(mapping: Mapping) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         crm: CrmResource,
     ) -> Iterator[PushEvent]:
-        name = context.partition_key
+        yield from events_each(
+            context, lambda name: _push_one(context, name, config, state_db, warehouse, crm)
+        )
+
+    def _push_one(
+        context: dg.AssetExecutionContext,
+        name: str,
+        config: PushConfig,
+        state_db: StateDatabaseResource,
+        warehouse: WarehouseResource,
+        crm: CrmResource,
+    ) -> Iterator[PushEvent]:
         with connection_failures(name):
             connection = state_db.store().get(name)
         with crm_failures(name, mapping):

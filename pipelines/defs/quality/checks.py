@@ -9,6 +9,7 @@ import time
 
 import dagster as dg
 
+from pipelines.defs.batch import check_each
 from pipelines.defs.quality import queries
 from pipelines.defs.quality.freshness import (
     FRESHNESS_HOURS,
@@ -20,6 +21,8 @@ from pipelines.defs.tiktok import tables
 from pipelines.defs.tiktok.assets import tiktok_profile, tiktok_videos
 from pipelines.defs.tiktok.partitions import connection_partitions
 from resources.configurable import StateDatabaseResource, WarehouseResource
+from resources.connections import ConnectionStore
+from resources.warehouse import Warehouse
 
 WARN = dg.AssetCheckSeverity.WARN
 
@@ -33,7 +36,11 @@ WARN = dg.AssetCheckSeverity.WARN
 def videos_keys_unique_and_complete(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    wh, name = warehouse.warehouse(), context.partition_key
+    wh = warehouse.warehouse()
+    return check_each(context, lambda name: _videos_keys_unique_and_complete(wh, name))
+
+
+def _videos_keys_unique_and_complete(wh: Warehouse, name: str) -> dg.AssetCheckResult:
     if not wh.has_table(tables.VIDEOS):
         return dg.AssetCheckResult(passed=True, description="no video table yet")
     found = queries.video_integrity(wh, name)
@@ -60,7 +67,11 @@ def videos_keys_unique_and_complete(
 def video_count_matches_profile(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    wh, name = warehouse.warehouse(), context.partition_key
+    wh = warehouse.warehouse()
+    return check_each(context, lambda name: _video_count_matches_profile(wh, name))
+
+
+def _video_count_matches_profile(wh: Warehouse, name: str) -> dg.AssetCheckResult:
     counts = queries.profile_video_counts(wh, name) if wh.has_table(tables.PROFILES) else []
     expected = next((count for count in counts if count is not None), None)
     if expected is None:
@@ -86,7 +97,11 @@ def video_count_matches_profile(
 def video_rows_not_halved(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    wh, name = warehouse.warehouse(), context.partition_key
+    wh = warehouse.warehouse()
+    return check_each(context, lambda name: _video_rows_not_halved(wh, name))
+
+
+def _video_rows_not_halved(wh: Warehouse, name: str) -> dg.AssetCheckResult:
     has_table = wh.has_table(tables.VIDEO_METRICS_DAILY)
     sizes = queries.latest_snapshot_sizes(wh, name) if has_table else []
     if len(sizes) < 2:
@@ -117,7 +132,11 @@ def video_rows_not_halved(
 def profile_open_id_present(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    wh, name = warehouse.warehouse(), context.partition_key
+    wh = warehouse.warehouse()
+    return check_each(context, lambda name: _profile_open_id_present(wh, name))
+
+
+def _profile_open_id_present(wh: Warehouse, name: str) -> dg.AssetCheckResult:
     missing = queries.null_open_ids(wh, name) if wh.has_table(tables.PROFILES) else 0
     return dg.AssetCheckResult(
         passed=missing == 0,
@@ -134,7 +153,12 @@ def profile_open_id_present(
 def connection_synced_recently(
     context: dg.AssetCheckExecutionContext, state_db: StateDatabaseResource
 ) -> dg.AssetCheckResult:
-    connection, now = state_db.store().get(context.partition_key), time.time()
+    store = state_db.store()
+    return check_each(context, lambda name: _connection_synced_recently(store, name))
+
+
+def _connection_synced_recently(store: ConnectionStore, name: str) -> dg.AssetCheckResult:
+    connection, now = store.get(name), time.time()
     stale = is_stale(connection, now)
     synced = connection.last_synced_at
     return dg.AssetCheckResult(

@@ -6,10 +6,11 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from pipelines.defs.batch import materialize_each
 from pipelines.defs.quality.preview import column_schema, top_videos, top_videos_markdown
 from pipelines.defs.tiktok import tables
 from pipelines.defs.tiktok.failures import connection_failures
-from pipelines.defs.tiktok.partitions import connection_partitions
+from pipelines.defs.tiktok.partitions import connection_backfill_policy, connection_partitions
 from pipelines.defs.tiktok.video_sync import VideoTables, sync_videos
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
 from resources.connections import (
@@ -65,6 +66,7 @@ def active_connection(store: ConnectionStore, name: str) -> Connection:
 
 @dg.asset(
     partitions_def=connection_partitions,
+    backfill_policy=connection_backfill_policy,
     group_name="tiktok",
     kinds={"python", "sql"},
     pool=TIKTOK_POOL,
@@ -77,7 +79,18 @@ def tiktok_profile(
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """A connection's TikTok profile with today's follower, like and video counts (and history)."""
-    name = context.partition_key
+    return materialize_each(
+        context, lambda name: _sync_profile(context, name, tiktok, state_db, warehouse)
+    )
+
+
+def _sync_profile(
+    context: dg.AssetExecutionContext,
+    name: str,
+    tiktok: TikTokResource,
+    state_db: StateDatabaseResource,
+    warehouse: WarehouseResource,
+) -> dict:
     store = state_db.store()
     with connection_failures(name) as failure:
         connection = active_connection(store, name)
@@ -110,25 +123,24 @@ def tiktok_profile(
         for field in tables.STATS_FIELDS
         if isinstance(value := getattr(user, field), int)
     }
-    return dg.MaterializeResult(
-        metadata={
-            **connection_metadata(connection),
-            "dagster/row_count": 1,
-            "connection": name,
-            "granted_scopes": ", ".join(sorted(connection.scopes)),
-            "missing_scopes": ", ".join(sorted(extract.missing_scopes)) or "none",
-            "missing_scopes_reason": extract.reason
-            or ("not granted by the user" if extract.missing_scopes else "none"),
-            "table": tables.PROFILES,
-            **counts,
-            **stats.as_metadata(),
-            **_mode_metadata(tiktok, context),
-        }
-    )
+    return {
+        **connection_metadata(connection),
+        "dagster/row_count": 1,
+        "connection": name,
+        "granted_scopes": ", ".join(sorted(connection.scopes)),
+        "missing_scopes": ", ".join(sorted(extract.missing_scopes)) or "none",
+        "missing_scopes_reason": extract.reason
+        or ("not granted by the user" if extract.missing_scopes else "none"),
+        "table": tables.PROFILES,
+        **counts,
+        **stats.as_metadata(),
+        **_mode_metadata(tiktok, context),
+    }
 
 
 @dg.asset(
     partitions_def=connection_partitions,
+    backfill_policy=connection_backfill_policy,
     group_name="tiktok",
     kinds={"python", "sql"},
     pool=TIKTOK_POOL,
@@ -142,7 +154,19 @@ def tiktok_videos(
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Every published video of a connection with its current metrics (and daily history)."""
-    name = context.partition_key
+    return materialize_each(
+        context, lambda name: _sync_videos(context, name, config, tiktok, state_db, warehouse)
+    )
+
+
+def _sync_videos(
+    context: dg.AssetExecutionContext,
+    name: str,
+    config: VideoSyncConfig,
+    tiktok: TikTokResource,
+    state_db: StateDatabaseResource,
+    warehouse: WarehouseResource,
+) -> dict:
     store = state_db.store()
     wh = warehouse.warehouse()
     target = VideoTables(
@@ -191,12 +215,9 @@ def tiktok_videos(
         }
     # Read back after the load, so a video stored by an earlier run still ranks.
     meta["top_videos"] = top_videos_markdown(top_videos(wh, name))
-    return dg.MaterializeResult(
-        metadata=meta
-        | {
-            "skipped_reason": skipped or "none",
-            "table": tables.VIDEOS,
-            **stats.as_metadata(),
-            **_mode_metadata(tiktok, context),
-        }
-    )
+    return meta | {
+        "skipped_reason": skipped or "none",
+        "table": tables.VIDEOS,
+        **stats.as_metadata(),
+        **_mode_metadata(tiktok, context),
+    }
