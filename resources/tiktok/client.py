@@ -182,14 +182,25 @@ class TikTokClient:
         fields: Iterable[str],
         json: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        token = self._tokens.access_token()
+        # Token calls (a refresh ahead of expiry, or after a rejection) are retried like requests.
+        token = self._retrying()(self._tokens.access_token)
         try:
             return self._send_with_retries(endpoint, method, path, ",".join(fields), json, token)
         except AuthExpired:
             # Refresh once and repeat the same request; a second rejection is final.
-            token = self._tokens.refresh(token)
+            token = self._retrying()(self._tokens.refresh, token)
             self.stats.refreshes += 1
             return self._send_with_retries(endpoint, method, path, ",".join(fields), json, token)
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception(_is_retryable),
+            wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=self._backoff_cap_s),
+            stop=stop_after_attempt(self._max_attempts),
+            sleep=self._sleep,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
 
     def _send_with_retries(
         self,
@@ -200,15 +211,7 @@ class TikTokClient:
         json: dict[str, Any] | None,
         token: str,
     ) -> dict[str, Any]:
-        retrying = Retrying(
-            retry=retry_if_exception(_is_retryable),
-            wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=self._backoff_cap_s),
-            stop=stop_after_attempt(self._max_attempts),
-            sleep=self._sleep,
-            before_sleep=self._count_retry,
-            reraise=True,
-        )
-        return retrying(self._send_once, endpoint, method, path, fields, json, token)
+        return self._retrying()(self._send_once, endpoint, method, path, fields, json, token)
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
