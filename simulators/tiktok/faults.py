@@ -2,11 +2,17 @@
 
 Transport faults replace the answer outright; body faults damage a finished answer; paging
 faults (cursor_loop, duplicate_items, ...) need the catalog and live in the video list handler.
+A fault can be aimed at one account: it then hits only Display requests made with that account's
+tokens, so a test can break one connection and watch the others sync untouched.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from simulators.tiktok.responses import (
     ApiError,
@@ -19,7 +25,7 @@ from simulators.tiktok.responses import (
     oauth_error,
     rate_limit_exceeded,
 )
-from simulators.tiktok.traffic import DISPLAY_ENDPOINTS, ENDPOINTS
+from simulators.tiktok.traffic import DISPLAY_ENDPOINTS, ENDPOINTS, FaultQueue
 
 TRANSPORT_FAULTS = frozenset(
     {"rate_limited", "server_error", "bad_gateway", "timeout", "connection_reset"}
@@ -50,7 +56,7 @@ def applicable_faults(endpoint: str) -> frozenset[str]:
     return faults
 
 
-def check_fault(endpoint: str, fault: str, count: int) -> None:
+def check_fault(endpoint: str, fault: str, count: int, aimed: bool = False, after: int = 0) -> None:
     if endpoint not in ENDPOINTS:
         raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
     if fault not in FAULTS:
@@ -59,6 +65,63 @@ def check_fault(endpoint: str, fault: str, count: int) -> None:
         raise ValueError(f"fault {fault!r} does not apply to endpoint {endpoint!r}")
     if count < 1:
         raise ValueError("count must be >= 1")
+    if after < 0:
+        raise ValueError("after must be >= 0")
+    if aimed and endpoint not in DISPLAY_ENDPOINTS:
+        # OAuth requests carry no bearer token, so the simulator cannot tell whose they are.
+        raise ValueError(f"only Display endpoints take a fault aimed at an account: {endpoint!r}")
+
+
+class AimedFaultQueue(FaultQueue):
+    """The shared queue, plus queues of faults aimed at one account's requests.
+
+    `after` lets that many requests through before the fault (e.g. the second page of a list).
+    The app names the account of the request it is answering with `answering`; the handler's
+    thread carries it to `pop`, whose signature the app already uses.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._aimed: dict[tuple[str, int], deque[str | None]] = defaultdict(deque)
+        self._answering = threading.local()
+
+    def push(
+        self, endpoint: str, fault: str, count: int, account: int | None = None, after: int = 0
+    ) -> None:
+        entries: list[str | None] = [None] * after + [fault] * count
+        with self._lock:
+            if account is None:
+                self._queues[endpoint].extend(entries)  # type: ignore[arg-type]
+            else:
+                self._aimed[(endpoint, account)].extend(entries)
+
+    @contextmanager
+    def answering(self, account: int | None) -> Iterator[None]:
+        self._answering.account = account
+        try:
+            yield
+        finally:
+            self._answering.account = None
+
+    def pop(self, endpoint: str) -> str | None:
+        account = getattr(self._answering, "account", None)
+        with self._lock:
+            aimed = self._aimed.get((endpoint, account))
+            fault = aimed.popleft() if aimed else None
+        return fault if fault is not None else super().pop(endpoint)
+
+    def pending(self) -> dict[str, list[str]]:
+        with self._lock:
+            queues = {endpoint: list(queue) for endpoint, queue in self._queues.items()}
+            for (endpoint, account), queue in self._aimed.items():
+                queues[f"{endpoint}@{account}"] = list(queue)
+        found = {name: [f for f in queue if f is not None] for name, queue in queues.items()}
+        return {name: faults for name, faults in found.items() if faults}
+
+    def clear(self) -> None:
+        super().clear()
+        with self._lock:
+            self._aimed.clear()
 
 
 def immediate_reply(fault: str, endpoint: str, log_id: str, error_data_key: str) -> Reply | None:

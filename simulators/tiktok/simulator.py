@@ -11,9 +11,9 @@ from simulators.background import ServedInBackground
 from simulators.tiktok.app import SimulatorApp
 from simulators.tiktok.config import DEMO_CLIENT_KEY, SimulatorConfig
 from simulators.tiktok.data import SimAccount
-from simulators.tiktok.faults import check_fault
+from simulators.tiktok.faults import AimedFaultQueue, check_fault
 from simulators.tiktok.oauth import granted_scopes, issue_code, parse_scopes
-from simulators.tiktok.responses import OAuthError
+from simulators.tiktok.responses import OAuthError, Reply, SimRequest
 from simulators.tiktok.server import SimHTTPServer
 from simulators.tiktok.state import SimState
 
@@ -22,12 +22,30 @@ logger = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 
 
+class _AimingApp(SimulatorApp):
+    """Names the account a request is made for, so faults aimed at that account can hit it."""
+
+    def __init__(self, state: SimState, faults: AimedFaultQueue) -> None:
+        super().__init__(state)
+        self._faults = faults
+
+    def handle(self, request: SimRequest, wait: Callable[[float], bool]) -> Reply:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        found = None
+        if scheme.lower() == "bearer":
+            found = self.state.auth.authenticate(token.strip(), self.state.now())
+        with self._faults.answering(found[0].account if found else None):
+            return super().handle(request, wait)
+
+
 class TikTokSimulator(ServedInBackground):
     """TikTok OAuth + Display API v2 on a local port, deterministic from its config's seed."""
 
     def __init__(self, config: SimulatorConfig | None = None, host: str = LOOPBACK) -> None:
         self._state = SimState(config or SimulatorConfig())
-        self._app = SimulatorApp(self._state)
+        self._faults = AimedFaultQueue()
+        self._state.faults = self._faults
+        self._app = _AimingApp(self._state, self._faults)
         self._host = host
 
     def _make_server(self) -> SimHTTPServer:
@@ -75,10 +93,27 @@ class TikTokSimulator(ServedInBackground):
             now=self._state.now(),
         )
 
-    def inject(self, endpoint: str, fault: str, count: int = 1) -> None:
-        """Queue `fault` for the next `count` requests to `endpoint` (see FAULTS)."""
-        check_fault(endpoint, fault, count)
-        self._state.faults.push(endpoint, fault, count)
+    def inject(
+        self,
+        endpoint: str,
+        fault: str,
+        count: int = 1,
+        *,
+        account: int | str | None = None,
+        after: int = 0,
+    ) -> None:
+        """Queue `fault` for the next `count` requests to `endpoint` (see FAULTS).
+
+        With `account`, only that account's requests (a Display endpoint, by its bearer token)
+        meet the fault; `after` lets that many of the requests through first.
+        """
+        check_fault(endpoint, fault, count, aimed=account is not None, after=after)
+        index = None if account is None else self._state.catalog.resolve(account)
+        self._faults.push(endpoint, fault, count, account=index, after=after)
+
+    def pending_faults(self) -> dict[str, list[str]]:
+        """Faults not yet met, per endpoint (`endpoint@account` for aimed ones)."""
+        return self._faults.pending()
 
     def set(self, **knobs: object) -> SimulatorConfig:
         """Change SimulatorConfig knobs at runtime; returns the new config."""
