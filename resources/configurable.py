@@ -26,7 +26,7 @@ from resources.tiktok.client import (
     REQUEST_TIMEOUT_S,
     TikTokClient,
 )
-from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL, OAuthClient
+from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL, OAUTH_TIMEOUT, OAuthClient
 from resources.tokens import ConnectionTokens
 from resources.warehouse import Warehouse
 
@@ -105,6 +105,10 @@ class TikTokResource(dg.ConfigurableResource):
     breaker_threshold: int = BREAKER_THRESHOLD
     breaker_cooldown_s: float = BREAKER_COOLDOWN_S
     _budget: RequestBudget | None = PrivateAttr(default=None)
+    # One connection pool per process for the API and one for OAuth, shared by every client of a
+    # run: building an httpx.Client (its TLS context) costs more than a whole simulated request.
+    _http: httpx.Client | None = PrivateAttr(default=None)
+    _oauth_http: httpx.Client | None = PrivateAttr(default=None)
 
     def check_connection(self, connection: Connection) -> None:
         """Refuse any mix of demo and live: apps, hosts and credentials."""
@@ -132,9 +136,28 @@ class TikTokResource(dg.ConfigurableResource):
             )
 
     def oauth(self, app_name: str) -> OAuthClient:
+        if self._oauth_http is None:
+            self._oauth_http = httpx.Client(timeout=OAUTH_TIMEOUT)
         return OAuthClient(
-            load_app(app_name), api_base_url=self.api_base_url, auth_base_url=self.auth_base_url
+            load_app(app_name),
+            api_base_url=self.api_base_url,
+            auth_base_url=self.auth_base_url,
+            http=self._oauth_http,
         )
+
+    def _api_http(self) -> httpx.Client:
+        if self._http is None:
+            timeout = httpx.Timeout(
+                self.request_timeout_s, connect=min(CONNECT_TIMEOUT_S, self.request_timeout_s)
+            )
+            self._http = httpx.Client(timeout=timeout)
+        return self._http
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        for http in (self._http, self._oauth_http):
+            if http is not None:
+                http.close()
+        self._http = self._oauth_http = None
 
     def budget(self) -> RequestBudget:
         """The shared request budget (opened once per process)."""
@@ -166,9 +189,7 @@ class TikTokResource(dg.ConfigurableResource):
             base_url=self.api_base_url,
             budget=self.budget().scoped(self.budget_scope(connection)),
             breaker=CircuitBreaker(self.breaker_threshold, self.breaker_cooldown_s),
-            timeout=httpx.Timeout(
-                self.request_timeout_s, connect=min(CONNECT_TIMEOUT_S, self.request_timeout_s)
-            ),
+            http=self._api_http(),
             max_attempts=self.max_attempts,
             backoff_cap_s=self.backoff_cap_s,
         )

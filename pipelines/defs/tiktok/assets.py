@@ -45,6 +45,7 @@ class VideoSyncConfig(dg.Config):
 
 
 def _mode_metadata(tiktok: TikTokResource, context: dg.AssetExecutionContext) -> dict:
+    """Once per step: a batched step would otherwise log the warning for every connection."""
     if tiktok.mode != MODE_DEMO:
         return {"mode": "live"}
     context.log.warning("DEMO MODE: simulated TikTok data from %s", tiktok.api_base_url)
@@ -79,8 +80,9 @@ def tiktok_profile(
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """A connection's TikTok profile with today's follower, like and video counts (and history)."""
+    mode = _mode_metadata(tiktok, context)
     return materialize_each(
-        context, lambda name: _sync_profile(context, name, tiktok, state_db, warehouse)
+        context, lambda name: _sync_profile(context, name, tiktok, state_db, warehouse) | mode
     )
 
 
@@ -134,7 +136,6 @@ def _sync_profile(
         "table": tables.PROFILES,
         **counts,
         **stats.as_metadata(),
-        **_mode_metadata(tiktok, context),
     }
 
 
@@ -154,8 +155,10 @@ def tiktok_videos(
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Every published video of a connection with its current metrics (and daily history)."""
+    mode = _mode_metadata(tiktok, context)
     return materialize_each(
-        context, lambda name: _sync_videos(context, name, config, tiktok, state_db, warehouse)
+        context,
+        lambda name: _sync_videos(context, name, config, tiktok, state_db, warehouse) | mode,
     )
 
 
@@ -219,5 +222,4 @@ def _sync_videos(
         "skipped_reason": skipped or "none",
         "table": tables.VIDEOS,
         **stats.as_metadata(),
-        **_mode_metadata(tiktok, context),
     }
