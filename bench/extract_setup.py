@@ -75,14 +75,17 @@ def start_simulator(
     return simulator
 
 
-def connect_all(simulator: TikTokSimulator, folder: Path, count: int) -> ConnectionStore:
-    """`count` connections `c0000`... through the real OAuth code exchange, in a state database."""
+def connect_all(
+    simulator: TikTokSimulator, folder: Path, count: int, state_url: str | None = None
+) -> ConnectionStore:
+    """`count` connections `c0000`... through the real OAuth code exchange, in a state database
+    (`state_url`, by default `state.db` in `folder`)."""
     if not os.environ.get(TOKEN_KEYS_VAR):
         # Tokens are encrypted at rest: a throwaway key for this benchmark's own state database.
         from cryptography.fernet import Fernet
 
         os.environ[TOKEN_KEYS_VAR] = Fernet.generate_key().decode()
-    store = ConnectionStore(make_engine(f"sqlite:///{folder / 'state.db'}"))
+    store = ConnectionStore(make_engine(state_url or f"sqlite:///{folder / 'state.db'}"))
     app = load_app(DEMO_APP)
     oauth = OAuthClient(app, api_base_url=simulator.base_url)
 
