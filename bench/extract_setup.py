@@ -90,7 +90,9 @@ def connect_all(
     oauth = OAuthClient(app, api_base_url=simulator.base_url)
 
     def connect(index: int) -> None:
-        code = simulator.authorize(index, SCOPES, REDIRECT_URI, client_key=app.client_key)
+        # More connections than simulated accounts: an account is connected again (new grant).
+        account = index % simulator.config.accounts
+        code = simulator.authorize(account, SCOPES, REDIRECT_URI, client_key=app.client_key)
         grant = oauth.exchange_code(code, redirect_uri=REDIRECT_URI)
         store.save_grant(connection_name(index), DEMO_APP, grant)
 

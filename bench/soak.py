@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     import sqlalchemy as sa
 
     from bench.extract_setup import connect_all, start_simulator
+    from simulators.tiktok.config import MAX_ACCOUNTS
 
     folder = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     (folder / "dagster_home").mkdir()
@@ -123,7 +124,10 @@ def main(argv: list[str] | None = None) -> dict:
         os.environ.pop(name, None)
     os.environ.update(env)
 
-    simulator = start_simulator(args.connections, args.videos, limit_per_minute=None)
+    # The simulator holds at most MAX_ACCOUNTS accounts; beyond that, accounts are connected
+    # again under other connection names (each its own grant, tokens and rows).
+    accounts = min(args.connections, MAX_ACCOUNTS)
+    simulator = start_simulator(accounts, args.videos, limit_per_minute=None)
     try:
         os.environ["TIKTOK_API_BASE_URL"] = os.environ["TIKTOK_AUTH_BASE_URL"] = simulator.base_url
         started = time.monotonic()
