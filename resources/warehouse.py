@@ -60,7 +60,10 @@ MAX_COPY_SAVEPOINTS = 32
 # A concurrent CREATE TABLE / ADD COLUMN of the same table makes one attempt lose; the next one
 # sees the other process's work and goes on.
 ENSURE_ATTEMPTS = 5
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# \Z, not $: `$` also matches before a trailing newline, which would let "videos\n" through.
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
+# PostgreSQL's catalogs (and pg_temp, pg_toast), and SQLite's per-connection temporary database.
+_SYSTEM_SCHEMAS = frozenset({"information_schema", "temp"})
 SQL_TYPES: dict[str, type[TypeEngine]] = {
     "string": Text,
     "integer": BigInteger,
@@ -114,8 +117,16 @@ def check_identifier(name: str, what: str = "table") -> str:
 
 def split_table_name(name: str) -> tuple[str | None, str]:
     """(schema or None, table) of `table` or `schema.table`, both parts validated."""
-    schema, _dot, table = name.rpartition(".")
-    return (check_identifier(schema, "schema") if schema else None), check_identifier(table)
+    schema, dot, table = name.rpartition(".")
+    # ".videos" names no schema: refused, not read as "videos".
+    if dot and (schema.startswith("pg_") or schema in _SYSTEM_SCHEMAS):
+        raise WarehouseError(
+            f"invalid schema name {schema!r}: it is the database's own (system catalogs, or "
+            "temporary tables that vanish with their connection); use a schema of your own"
+        )
+    if table.startswith("sqlite_"):
+        raise WarehouseError(f"invalid table name {table!r}: SQLite reserves names sqlite_*")
+    return (check_identifier(schema, "schema") if dot else None), check_identifier(table)
 
 
 def _sql_type(kind: str) -> TypeEngine:
@@ -477,11 +488,14 @@ def _executemany_upsert(db: Connection, batch: _Batch, update: Sequence[str]) ->
     for chunk, _keys in batch.chunks(CHUNK_ROWS):
         try:
             db.execute(statement, [dict(zip(batch.names, row, strict=True)) for row in chunk])
-        except (StatementError, DBAPIError) as err:
+        except (StatementError, DBAPIError, OverflowError, UnicodeError) as err:
+            # sqlite3 raises OverflowError (an int beyond int64) and UnicodeEncodeError (a lone
+            # surrogate) itself, before the database sees the row.
             first = batch.position - len(chunk) + 1
+            message = _db_message(err) if isinstance(err, StatementError | DBAPIError) else err
             raise WarehouseError(
                 f"table {batch.name}: the database refused a row among rows {first}-"
-                f"{batch.position}: {_db_message(err)}"
+                f"{batch.position}: {message}"
             ) from err
     return batch.position
 

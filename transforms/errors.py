@@ -4,6 +4,17 @@ from __future__ import annotations
 
 # A position inside the parsed document: keys and list indexes, e.g. ("fields", 2, "type").
 DocPath = tuple[str | int, ...]
+# A hostile file can put a 1 MiB value anywhere, and messages quote values: keep lines readable.
+MAX_PROBLEM_CHARS = 600
+MAX_PATH_PART_CHARS = 80
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` if short enough, else its start and end around a note of what was cut."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 40, 2) // 2
+    return f"{text[:keep]}...[{len(text) - 2 * keep} characters cut]...{text[-keep:]}"
 
 
 def format_path(path: DocPath) -> str:
@@ -12,8 +23,9 @@ def format_path(path: DocPath) -> str:
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif not part.isidentifier():
-            text += f"[{part!r}]"  # a key such as " " or "my key" must stay visible
+        elif len(part) > MAX_PATH_PART_CHARS or not part.isidentifier():
+            # a key such as " " or "my key" must stay visible; a huge one is cut short
+            text += f"[{shorten(repr(part), MAX_PATH_PART_CHARS)}]"
         else:
             text += f".{part}" if text else part
     return text or "document"
@@ -28,8 +40,10 @@ class MappingError(ValueError):
         self.filename = filename
         self.line = line
         self.path = path
-        self.problem = problem
-        super().__init__(f"{filename}:{line}: {format_path(path)}: {problem}{more}")
+        self.problem = shorten(problem, MAX_PROBLEM_CHARS)
+        limit = MAX_PROBLEM_CHARS + len(filename) + 2 * MAX_PATH_PART_CHARS
+        more = "\n".join(shorten(extra, limit) for extra in more.split("\n"))
+        super().__init__(f"{filename}:{line}: {format_path(path)}: {self.problem}{more}")
 
 
 class SpecProblem(Exception):

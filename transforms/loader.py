@@ -38,13 +38,19 @@ _TARGET_OBJECTS = {
     "generic": (re.compile(r"[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*"), "a path such as videos"),
 }
 _MAX_PROBLEMS_SHOWN = 10
+_MAX_SHOWN = 80
+
+
+def _shown(value: str) -> str:
+    """A name as the message shows it: quoted, and cut short (a hostile file may hold 1 MiB)."""
+    return repr(value) if len(value) <= _MAX_SHOWN else f"{value[:_MAX_SHOWN]!r}..."
 
 
 def _check_name(value: str, path: DocPath, pattern: re.Pattern[str], rule: str) -> None:
     if not pattern.fullmatch(value) or len(value) > _MAX_NAME_LENGTH:
         raise SpecProblem(
             path,
-            f"{value!r} is not a valid name here: use {rule}, "
+            f"{_shown(value)} is not a valid name here: use {rule}, "
             f"at most {_MAX_NAME_LENGTH} characters",
         )
 
@@ -155,11 +161,21 @@ def _compile(spec: MappingSpec, document: YamlDocument, filename: str) -> Mappin
     target = spec.target
     pattern, rule = _TARGET_OBJECTS[target.kind]
     if not pattern.fullmatch(target.object) or len(target.object) > 255:
-        raise SpecProblem(("target", "object"), f"{target.object!r} is not {rule}")
+        raise SpecProblem(("target", "object"), f"{_shown(target.object)} is not {rule}")
+    # A warehouse table (and its schema) is a PostgreSQL identifier: longer names would be cut
+    # to 63 characters, so two tables could silently become one; the loader refuses them too.
+    if target.kind == "warehouse" and any(
+        len(part) > _MAX_NAME_LENGTH for part in target.object.split(".")
+    ):
+        raise SpecProblem(
+            ("target", "object"),
+            f"{_shown(target.object)} is not {rule}: table and schema names have at most "
+            f"{_MAX_NAME_LENGTH} characters",
+        )
     if not _MAPPING_NAME.fullmatch(spec.name) or len(spec.name) > _MAX_NAME_LENGTH:
         raise SpecProblem(
             ("name",),
-            f"name {spec.name!r} must match [a-z][a-z0-9_]* "
+            f"name {_shown(spec.name)} must match [a-z][a-z0-9_]* "
             f"(at most {_MAX_NAME_LENGTH} characters), e.g. hubspot_contacts",
         )
     compiler = _Compiler(spec)
@@ -194,7 +210,16 @@ def _error(filename: str, document: YamlDocument | None, problem: SpecProblem) -
 
 def parse_mapping(text: str, filename: str = "<string>") -> Mapping:
     """Parse mapping YAML text; raises MappingError naming ``filename``, the line and the field."""
-    size = len(text.encode("utf-8", errors="surrogatepass"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as err:
+        # Only text that did not come from a file can hold half a surrogate pair ("\ud800").
+        raise MappingError(
+            filename,
+            text[: err.start].count("\n") + 1,
+            (),
+            "the text is not valid Unicode (a lone surrogate); save it as UTF-8",
+        ) from None
     if size > MAX_FILE_BYTES:
         raise MappingError(
             filename,

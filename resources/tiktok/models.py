@@ -13,6 +13,7 @@ from typing import Any
 
 from resources.tiktok.errors import ContractViolation
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "str | None": (str,),
     "int | None": (int,),
@@ -73,6 +74,17 @@ def _check(value: Any, expected: tuple[type, ...], where: str) -> Any:
             f"{where}: expected {'/'.join(t.__name__ for t in expected)}, "
             f"got {type(value).__name__}"
         )
+    # TikTok's numbers are int64 at most; a bigger one would fail later, in the warehouse.
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise ContractViolation(f"{where}: number out of TikTok's int64 range")
+    # JSON may escape half a surrogate pair ("\ud800"): text no database can store as UTF-8.
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ContractViolation(
+                f"{where}: text is not valid Unicode (lone surrogate at {err.start})"
+            ) from None
     return value
 
 

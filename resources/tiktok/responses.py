@@ -30,6 +30,7 @@ _ERRORS_BY_CODE: dict[str, type[TikTokError]] = {
     "internal_error": TransientError,
 }
 
+_MAX_FACT_CHARS = 100
 _SCOPE_OF_ENDPOINT = {"video_list": "video.list", "video_query": "video.list"}
 _ADVICE: dict[type[TikTokError], str] = {
     RateLimited: "TikTok's per-endpoint rate limit was hit; the call is retried with backoff",
@@ -46,7 +47,8 @@ def classify_response(response: httpx.Response, endpoint: str) -> dict[str, Any]
     status = response.status_code
     try:
         body = json.loads(response.content)
-    except ValueError as err:
+    # A hostile body nested thousands of levels deep makes the decoder recurse out of stack.
+    except (ValueError, RecursionError) as err:
         if status == 429:
             raise RateLimited(
                 "HTTP 429 without a JSON body", endpoint=endpoint, status=status
@@ -73,8 +75,12 @@ def classify_response(response: httpx.Response, endpoint: str) -> dict[str, Any]
             status=status,
         )
 
-    code, log_id = error["code"], error.get("log_id")
-    if code == "ok" and status < 400:
+    # TikTok's codes and log ids are short; a hostile or broken body must not put megabytes
+    # into a failure message or Dagster metadata.
+    code = error["code"][:_MAX_FACT_CHARS]
+    log_id = error.get("log_id")
+    log_id = log_id[:_MAX_FACT_CHARS] if isinstance(log_id, str) else None
+    if error["code"] == "ok" and status < 400:
         data = body.get("data")
         if not isinstance(data, dict):
             raise ContractViolation(
@@ -86,7 +92,7 @@ def classify_response(response: httpx.Response, endpoint: str) -> dict[str, Any]
             )
         return data
 
-    kind = _ERRORS_BY_CODE.get(code)
+    kind = _ERRORS_BY_CODE.get(error["code"])
     if kind is None:
         kind = RateLimited if status == 429 else TransientError if status >= 500 else PermanentError
     message = str(error.get("message") or "")[:200]
@@ -97,6 +103,6 @@ def classify_response(response: httpx.Response, endpoint: str) -> dict[str, Any]
         f"{endpoint}: {code}: {message} ({advice})",
         endpoint=endpoint,
         code=code,
-        log_id=log_id if isinstance(log_id, str) else None,
+        log_id=log_id,
         status=status,
     )
