@@ -19,6 +19,7 @@ service, the HTTP status, the CRM's error code and its correlation id.
 from __future__ import annotations
 
 from resources.crm.models import AUTH, TRANSIENT, VALIDATION
+from resources.redaction import redact_secrets
 
 
 class CrmError(Exception):
@@ -44,6 +45,13 @@ class CrmError(Exception):
         self.status = status
         self.code = code
         self.correlation_id = correlation_id
+
+    def redact(self, *secrets: str) -> None:
+        """Remove credentials a CRM echoed into the message or the error code it sent."""
+        self.message = redact_secrets(self.message, secrets)
+        self.args = (self.message,)
+        self.code = self.code and redact_secrets(self.code, secrets)
+        self.correlation_id = self.correlation_id and redact_secrets(self.correlation_id, secrets)
 
     def metadata(self) -> dict[str, str | int]:
         facts: dict[str, str | int | None] = {

@@ -34,6 +34,7 @@ MAX_WAIT_S = 60.0
 USER_AGENT = "tiktok-crm-sync/0.1 (+https://github.com/tiktok-crm-sync)"
 
 Classify = Callable[[httpx.Response], httpx.Response]
+_PLAIN_HEADERS = frozenset({"user-agent", "content-type", "accept"})
 
 
 def _is_retryable(err: BaseException) -> bool:
@@ -120,6 +121,18 @@ class CrmHttp:
             ) from err
         try:
             return classify(response)
-        except RateLimited:
-            self.stats.rate_limited += 1
+        except CrmError as err:
+            # The error quotes the CRM's answer, which may repeat the credentials it was sent.
+            err.redact(*_credentials(url, headers))
+            if isinstance(err, RateLimited):
+                self.stats.rate_limited += 1
             raise
+
+
+def _credentials(url: str, headers: dict[str, str]) -> list[str]:
+    """The header values (and the token of `Bearer <token>`) and the URL's query values."""
+    values = [value for name, value in headers.items() if name.lower() not in _PLAIN_HEADERS]
+    values += [value.partition(" ")[2] for value in values]
+    parts = httpx.URL(url)
+    values += [value for _name, value in parts.params.multi_items()]
+    return [*values, parts.password or ""]

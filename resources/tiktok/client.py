@@ -250,6 +250,7 @@ class TikTokClient:
                 ) from err
             data = classify_response(response, endpoint)
         except TikTokError as err:
+            err.redact(token)  # in case TikTok's error message repeats the token it got
             if err.kind == "rate_limited":
                 self.stats.rate_limited_by_endpoint[endpoint] += 1
             if err.retryable and self._breaker.failure(endpoint, err):

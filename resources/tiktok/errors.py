@@ -19,6 +19,8 @@ endpoint, TikTok's error code and log_id.
 
 from __future__ import annotations
 
+from resources.redaction import redact_secrets
+
 
 class TikTokError(Exception):
     """Base class; `kind` is the stable name shown in Dagster failure metadata."""
@@ -43,6 +45,13 @@ class TikTokError(Exception):
         self.code = code
         self.log_id = log_id
         self.status = status
+
+    def redact(self, *secrets: str) -> None:
+        """Remove secrets a server echoed into the message or the error code it sent."""
+        self.message = redact_secrets(self.message, secrets)
+        self.args = (self.message,)
+        self.code = self.code and redact_secrets(self.code, secrets)
+        self.log_id = self.log_id and redact_secrets(self.log_id, secrets)
 
     def metadata(self) -> dict[str, str | int]:
         """What a failure shows in Dagster: never a token, only facts a user can act on."""

@@ -30,6 +30,7 @@ DEFAULT_AUTH_BASE_URL = "https://www.tiktok.com"
 DEFAULT_API_BASE_URL = "https://open.tiktokapis.com"
 OAUTH_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 _TRANSIENT_OAUTH_ERRORS = {"server_error", "temporarily_unavailable"}
+_SECRET_FORM_FIELDS = ("client_secret", "code", "code_verifier", "refresh_token", "token")
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,10 @@ class OAuthClient:
                 status=response.status_code,
             ) from None
         if isinstance(body, dict) and body.get("error"):
-            raise self._oauth_error(body, endpoint, response.status_code)
+            error = self._oauth_error(body, endpoint, response.status_code)
+            # An error description may repeat the form: never let the secret or a token through.
+            error.redact(*(form.get(name, "") for name in _SECRET_FORM_FIELDS))
+            raise error
         if response.status_code >= 400 or not isinstance(body, dict):
             raise PermanentError(
                 f"{endpoint}: unexpected HTTP {response.status_code}", endpoint=endpoint
