@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 
+from resources.database import make_engine
+from resources.warehouse import Warehouse
 from simulators.tiktok import SimulatorConfig, TikTokSimulator
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -90,3 +92,15 @@ def postgres_url(postgres_server: sa.Engine) -> Iterator[str]:
     finally:
         with postgres_server.begin() as db:
             db.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    """The same warehouse test on real SQLite and on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'wh.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    wh = Warehouse(make_engine(url))
+    yield wh
+    wh.engine.dispose()

@@ -60,6 +60,20 @@ def _attempt(
     return done, failed
 
 
+def _fail_after_materializing(
+    context: dg.AssetExecutionContext,
+    keys: list[str],
+    done: Mapping[str, Metadata],
+    failed: Mapping[str, Exception],
+) -> dg.Failure:
+    """Record the connections that succeeded, one materialization each; the failure to raise."""
+    for key, metadata in done.items():
+        context.log_event(
+            dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata)
+        )
+    return batch_failure(keys, failed)
+
+
 def materialize_each(
     context: dg.AssetExecutionContext, sync_one: Callable[[str], Metadata]
 ) -> dg.MaterializeResult:
@@ -69,13 +83,7 @@ def materialize_each(
         return dg.MaterializeResult(metadata=sync_one(keys[0]))
     done, failed = _attempt(context, keys, sync_one)
     if failed:
-        for key, metadata in done.items():
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=context.asset_key, partition=key, metadata=metadata
-                )
-            )
-        raise batch_failure(keys, failed)
+        raise _fail_after_materializing(context, keys, done, failed)
     for key, metadata in done.items():
         context.add_asset_metadata(metadata, partition_key=key)
     return dg.MaterializeResult()
@@ -104,13 +112,7 @@ def events_each(
             else:
                 context.log_event(event._replace(partition=key))
     if failed:
-        for key, metadata in materialized.items():
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=context.asset_key, partition=key, metadata=metadata
-                )
-            )
-        raise batch_failure(keys, failed)
+        raise _fail_after_materializing(context, keys, materialized, failed)
     merged = [merge_check_results(by_key) for by_key in checks.values()]
     if not materialized:  # a dry run observes and materializes nothing
         yield from merged

@@ -9,7 +9,6 @@ and the table keeps exactly the rows it had: no partial write of a batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +23,6 @@ MAPPINGS = Path(__file__).parents[2] / "pipelines" / "mappings"
 TEN_MB = 10 * 1024 * 1024
 # Mapping and storing 10 MB of text is linear work: seconds even on a loaded shared machine.
 MAX_SECONDS = 20.0
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'warehouse.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    wh = Warehouse(make_engine(url))
-    yield wh
-    wh.engine.dispose()
 
 
 def test_a_ten_megabyte_bio_and_title_are_mapped_and_stored_whole(warehouse: Warehouse) -> None:

@@ -9,12 +9,8 @@ that look like SQL are stored verbatim.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from resources.database import make_engine
 from resources.warehouse import Warehouse, WarehouseError
 from tests.hostile import SQL_LOOKING, snapshot
 from tests.transforms.builders import mapping_text
@@ -116,19 +112,14 @@ def test_crm_targets_refuse_sql_looking_names(kind: str, name: str) -> None:
             parse_mapping(text, "crm.yaml")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
-    """A warehouse holding a `victim` table with rows that no hostile name may touch."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'warehouse.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    wh = Warehouse(make_engine(url))
-    victim = wh.ensure_table("victim", [("id", "string"), ("n", "integer")], ["id"])
-    with wh.transaction() as db:
-        wh.upsert(db, victim, [{"id": "a", "n": 1}, {"id": "b", "n": 2}], ["id"], "setup")
-    yield wh
-    wh.engine.dispose()
+@pytest.fixture
+def warehouse(warehouse: Warehouse) -> Warehouse:
+    """The shared warehouse (SQLite, PostgreSQL) holding a `victim` table with rows that no
+    hostile name may touch."""
+    victim = warehouse.ensure_table("victim", [("id", "string"), ("n", "integer")], ["id"])
+    with warehouse.transaction() as db:
+        warehouse.upsert(db, victim, [{"id": "a", "n": 1}, {"id": "b", "n": 2}], ["id"], "setup")
+    return warehouse
 
 
 COLUMNS = [("id", "string"), ("title", "string")]
