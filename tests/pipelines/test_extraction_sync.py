@@ -151,3 +151,16 @@ def test_bad_sync_config_is_refused_before_anything_runs(simulator, harness, con
             run_config={"ops": {"tiktok_videos": {"config": config}}},
         )
     assert simulator.stats()["video_list"]["requests"] == 0
+
+
+def test_the_lookback_refresh_reads_stored_ids_page_by_page(simulator, harness, monkeypatch):
+    run(harness)
+    # Pages of 4 ids: the 44 stored videos not listed again cross 11 pages of the keyset query.
+    monkeypatch.setattr(video_sync, "ID_CHUNK", 4)
+    second = run(harness, lookback_days=3650)
+    meta = metadata(second, "tiktok_videos")
+    assert meta["videos_listed"] == 1  # the newest one, re-read at the watermark
+    assert meta["videos_refreshed"] == 44
+    assert meta["api_requests_by_endpoint"] == "video_list=1, video_query=3"
+    # Every stored video was written by this run, each exactly once.
+    assert {row["_load_id"] for row in videos(harness).values()} == {second.run_id}

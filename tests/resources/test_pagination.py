@@ -5,9 +5,12 @@ of the next request, whether an anomalous page is asked for again, and whether i
 """
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from resources.tiktok import pagination
 from resources.tiktok.models import TikTokVideo, VideoPage
-from resources.tiktok.pagination import MAX_EMPTY_PAGES, PAGE_REPEATS, PageWalk
+from resources.tiktok.pagination import MAX_EMPTY_PAGES, PAGE_REPEATS, PageWalk, SeenIds
 
 
 def video(video_id: int, create_time: int | None = None) -> TikTokVideo:
@@ -89,3 +92,34 @@ def test_max_pages_is_a_hard_stop():
     ids, walk = walk_all([page([100 - i], 100_000 - i * 1000) for i in range(50)], max_pages=5)
     assert (walk.pages, walk.stop_reason, len(ids)) == (5, "max_pages", 5)
     assert not walk.complete
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=(1 << 64) + 5).map(str),
+            st.integers(min_value=0, max_value=50).map(str),  # repeats
+            st.sampled_from(["", "0", "007", "-1", "1e3", "٣", "18446744073709551616", "x"]),
+        ),
+        max_size=3_000,
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_seen_ids_answer_exactly_like_a_set_of_strings(ids):
+    # Merges every 4 new numbers, so repeats meet ids in both the pending set and the array.
+    pagination.MIN_PENDING, saved = 4, pagination.MIN_PENDING
+    try:
+        _seen_ids_like_a_set(ids)
+    finally:
+        pagination.MIN_PENDING = saved
+
+
+def _seen_ids_like_a_set(ids: list[str]) -> None:
+    seen, reference = SeenIds(), set()
+    for video_id in ids:
+        assert (video_id in seen) == (video_id in reference)
+        seen.add(video_id)
+        reference.add(video_id)
+    assert len(seen) == len(reference)
+    assert all(video_id in seen for video_id in reference)
+    assert "never-added" not in seen and 12 not in seen

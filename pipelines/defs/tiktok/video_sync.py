@@ -8,8 +8,12 @@
 
 Rows are never deleted: a video seen again gets `deleted_at = NULL` back. Everything of one run is
 one warehouse transaction, so a failed run stores nothing and the watermark never skips a gap.
-Videos flow through in chunks: memory stays flat whatever the account's size (full mode keeps the
-set of seen ids, strings only).
+
+Memory stays flat whatever the account's size: videos flow through in chunks, and nothing per
+video is held in Python. Every listed video is written with the run's load id (`_load_id`) in
+this transaction, so "stored but not listed by this run" is a query (`_load_id` is not this run's)
+rather than a set of ids; the page walk keeps its seen ids as 8-byte numbers (`SeenIds`). That
+needs one sync per connection per load id, as a Dagster run does.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Literal
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select, update
 
 from pipelines.defs.tiktok import tables
 from resources.connections import Connection as TikTokConnection
@@ -33,7 +37,7 @@ from resources.warehouse import Warehouse
 
 SyncMode = Literal["incremental", "full"]
 CHUNK_VIDEOS = 1_000  # videos written per statement pair (rows + daily metrics)
-ID_CHUNK = 500  # ids per UPDATE ... WHERE id IN (...): far below every database's limit
+ID_CHUNK = 500  # ids per UPDATE ... WHERE id IN (...) and per page of ids read: far below limits
 DAY_S = 86_400
 # Columns a /v2/video/query/ refresh owns: what it asked for, plus the deletion mark.
 QUERY_OWNED = ("connection_name", "open_id", *QUERY_FIELDS, "deleted_at")
@@ -78,18 +82,16 @@ def sync_videos(
         # One second early: a video posted in the same second as the newest stored one is kept.
         stop = None if result.watermark is None else result.watermark - 1
         result.walk = PageWalk(stop_at_or_before=stop)
-        seen: set[str] = set()
         listed = extract_videos(client, connection.scopes, result.walk)
         for chunk in _chunks(listed, CHUNK_VIDEOS):
             _write(db, target, connection, chunk)
-            seen.update(video.id for video in chunk)
             result.listed += len(chunk)
+        # From here on, the connection's rows without this run's load id are the ones not listed.
         if mode == "full":
-            gone = _live_ids(db, target.videos, name) - seen
-            result.marked_deleted = _mark_deleted(db, target, name, gone)
+            result.marked_deleted = _mark_unlisted_deleted(db, target, name)
         else:
             since = int(target.now.timestamp()) - lookback_days * DAY_S
-            recent = [i for i in _recent_ids(db, target.videos, name, since) if i not in seen]
+            recent = _recent_unlisted_ids(db, target, name, since)
             for asked, found in refresh_metrics(client, recent):
                 _write(db, target, connection, found, owned=QUERY_OWNED)
                 result.refreshed += len(found)
@@ -126,24 +128,53 @@ def _newest_create_time(db: Connection, videos: Table, name: str) -> int | None:
     return int(newest) if newest is not None else None
 
 
-def _live_ids(db: Connection, videos: Table, name: str) -> set[str]:
-    query = select(videos.c.id).where(
-        videos.c.connection_name == name, videos.c.deleted_at.is_(None)
+def _not_listed(videos: Table, name: str, load_id: str) -> list[ColumnElement[bool]]:
+    """Live rows of the connection that this run has not written (so not listed, not refreshed)."""
+    return [
+        videos.c.connection_name == name,
+        videos.c.deleted_at.is_(None),
+        videos.c._load_id.is_distinct_from(load_id),
+    ]
+
+
+def _mark_unlisted_deleted(db: Connection, target: VideoTables, name: str) -> int:
+    """Full mode: stamp `deleted_at` on every live video the walk did not list, in one UPDATE."""
+    videos = target.videos
+    statement = (
+        update(videos)
+        .where(*_not_listed(videos, name, target.load_id))
+        .values(deleted_at=target.now, _synced_at=target.now, _load_id=target.load_id)
     )
-    return {row.id for row in db.execute(query)}
+    return db.execute(statement).rowcount
 
 
-def _recent_ids(db: Connection, videos: Table, name: str, since: int) -> list[str]:
+def _recent_unlisted_ids(
+    db: Connection, target: VideoTables, name: str, since: int
+) -> Iterator[str]:
+    """Ids posted since `since` and not listed by this run, newest first, ID_CHUNK per query.
+
+    Keyset pages on (create_time, id), so rows refreshed or marked meanwhile shift nothing.
+    """
+    videos = target.videos
     query = (
-        select(videos.c.id)
-        .where(
-            videos.c.connection_name == name,
-            videos.c.deleted_at.is_(None),
-            videos.c.create_time >= since,
-        )
-        .order_by(videos.c.create_time.desc())
+        select(videos.c.create_time, videos.c.id)
+        .where(*_not_listed(videos, name, target.load_id), videos.c.create_time >= since)
+        .order_by(videos.c.create_time.desc(), videos.c.id.desc())
+        .limit(ID_CHUNK)
     )
-    return [row.id for row in db.execute(query)]
+    after: tuple[int, str] | None = None
+    while True:
+        page = query
+        if after is not None:
+            older = videos.c.create_time < after[0]
+            page = query.where(
+                or_(older, and_(videos.c.create_time == after[0], videos.c.id < after[1]))
+            )
+        rows = db.execute(page).all()
+        yield from (row.id for row in rows)
+        if len(rows) < ID_CHUNK:
+            return
+        after = (rows[-1].create_time, rows[-1].id)
 
 
 def _mark_deleted(db: Connection, target: VideoTables, name: str, ids: set[str]) -> int:
