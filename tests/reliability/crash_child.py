@@ -1,0 +1,165 @@
+"""The process test_crash_consistency kills: the daily sync of a few connections, with kill points.
+
+    python -m tests.reliability.crash_child --connections a,b [--record FILE]
+        [--kill-at N --signal-fd FD]
+
+Runs the real `tiktok_daily_sync` job (TikTok assets, warehouse mapping assets, HubSpot push
+assets), one in-process Dagster run per connection as `pipelines.runner` launches them, with the
+settings the parent put in the environment (WAREHOUSE_URL, STATE_DATABASE_URL, MAPPINGS_DIR,
+HUBSPOT_*, TIKTOK_*). Videos are read in `full` mode, so every stored row is updated and vanished
+videos are marked.
+
+Kill points live only here: before running, a few functions of the warehouse loader and of the CRM
+push are wrapped so that each call passes through `hook(name)`; nothing in pipelines/ or resources/
+knows about it. Every hook call is counted. `--record` writes the names in order (the parent
+picks kill points from a clean run's list); at call number `--kill-at`, the child writes
+"N name" to the inherited pipe `--signal-fd` and blocks until the parent SIGKILLs it.
+
+The loader's chunk sizes are lowered (module constants), so a few hundred videos cross many chunk
+boundaries: the code paths are the production ones, with more places to die in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+VIDEO_CHUNK = 100  # production: 1,000 videos per upsert pair
+LOADER_CHUNK = 128  # production: 1,000 rows per executemany, 10,000 per COPY
+RUN_CONFIG = {
+    "ops": {"tiktok_videos": {"config": {"mode": "full"}}},
+    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+}
+
+
+class Hooks:
+    """Counts hook calls; records their names, or stops the process at one of them."""
+
+    def __init__(self, kill_at: int | None, signal_fd: int | None) -> None:
+        self.kill_at, self.signal_fd = kill_at, signal_fd
+        self.names: list[str] = []
+
+    def __call__(self, name: str) -> None:
+        self.names.append(name)
+        if len(self.names) == self.kill_at and self.signal_fd is not None:
+            os.write(self.signal_fd, f"{len(self.names)} {name}\n".encode())
+            while True:  # the parent sends SIGKILL now
+                time.sleep(60)
+
+
+def install(hook: Hooks) -> None:
+    """Wrap the loader and the push at the places a crash would hurt; shrink the chunk sizes."""
+    from pipelines.defs.tiktok import video_sync
+    from resources import warehouse
+    from resources.crm.http import CrmHttp
+    from resources.crm.state import PushStateStore
+
+    video_sync.CHUNK_VIDEOS = VIDEO_CHUNK
+    warehouse.CHUNK_ROWS = warehouse.COPY_CHUNK_ROWS = LOADER_CHUNK
+
+    transaction = warehouse.Warehouse.transaction
+
+    @contextmanager
+    def hooked_transaction(self: warehouse.Warehouse) -> Iterator[Any]:
+        with transaction(self) as db:
+            yield db
+            hook("wh:before_commit")
+        hook("wh:after_commit")
+
+    upsert = warehouse.Warehouse.upsert
+
+    def hooked_upsert(self: warehouse.Warehouse, db: Any, table: Any, *args: Any, **kw: Any) -> int:
+        hook(f"wh:upsert_start:{table.name}")
+        return upsert(self, db, table, *args, **kw)
+
+    chunks = warehouse._Batch.chunks
+
+    def hooked_chunks(self: Any, *args: Any, **kw: Any) -> Iterator[Any]:
+        for index, chunk in enumerate(chunks(self, *args, **kw)):
+            if index:
+                hook(f"wh:between_chunks:{self.table.name}")
+            yield chunk
+
+    copy = warehouse._PostgresCopy._copy
+
+    def hooked_copy(self: Any, cur: Any, table: str, *args: Any, **kw: Any) -> None:
+        copy(self, cur, table, *args, **kw)
+        # Into the staging table: the UPDATE that merges it has not run yet.
+        hook("wh:pg_staged_before_update" if table == self.stage else "wh:pg_copied")
+
+    mark = video_sync._mark_unlisted_deleted
+
+    def hooked_mark(*args: Any) -> int:
+        hook("wh:before_mark_deleted")
+        return mark(*args)
+
+    save = PushStateStore.save
+
+    def hooked_save(self: PushStateStore, *args: Any, **kw: Any) -> None:
+        hook("crm:accepted_before_state_saved")  # the CRM took the batch; no hash recorded yet
+        save(self, *args, **kw)
+        hook("crm:state_saved")
+
+    send = CrmHttp.send
+
+    def hooked_send(self: CrmHttp, *args: Any, **kw: Any) -> Any:
+        hook("crm:before_request")
+        response = send(self, *args, **kw)
+        hook("crm:response_received")
+        return response
+
+    warehouse.Warehouse.transaction = hooked_transaction  # type: ignore[method-assign]
+    warehouse.Warehouse.upsert = hooked_upsert  # type: ignore[method-assign]
+    warehouse._Batch.chunks = hooked_chunks  # type: ignore[method-assign]
+    warehouse._PostgresCopy._copy = hooked_copy  # type: ignore[method-assign]
+    video_sync._mark_unlisted_deleted = hooked_mark
+    PushStateStore.save = hooked_save  # type: ignore[method-assign]
+    CrmHttp.send = hooked_send  # type: ignore[method-assign]
+
+
+def sync(connections: list[str]) -> dict[str, str]:
+    """The daily sync job, one run per connection; returns failure descriptions by connection."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
+    from pipelines.runner import _failure_text, add_partitions
+
+    job = defs().resolve_job_def(DAILY_SYNC_JOB)
+    failed = {}
+    with dg.DagsterInstance.ephemeral() as instance:
+        add_partitions(instance, connections)
+        for name in connections:
+            result = job.execute_in_process(
+                instance=instance, partition_key=name, raise_on_error=False, run_config=RUN_CONFIG
+            )
+            if not result.success:
+                failed[name] = _failure_text(result)
+    return failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--connections", required=True)
+    parser.add_argument("--record")
+    parser.add_argument("--kill-at", type=int)
+    parser.add_argument("--signal-fd", type=int)
+    args = parser.parse_args()
+    hook = Hooks(args.kill_at, args.signal_fd)
+    install(hook)
+    failed = sync(args.connections.split(","))
+    if args.record:
+        with open(args.record, "w", encoding="utf-8") as out:
+            out.write("".join(f"{name}\n" for name in hook.names))
+    for name, reason in failed.items():
+        print(f"FAILED {name}: {reason}", file=sys.stderr)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
