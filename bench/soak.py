@@ -147,9 +147,14 @@ def main(argv: list[str] | None = None) -> dict:
         if done.returncode != 0:
             raise SystemExit(f"the sync child failed with exit code {done.returncode}")
         figures = json.loads(done.stdout.strip().splitlines()[-1])
-        expected = {"tiktok_profiles": args.connections, "crm_contacts": args.connections}
-        expected |= {"tiktok_videos": args.connections * args.videos}
-        expected["crm_videos"] = expected["tiktok_videos"]
+        # TikTok tables are keyed by connection; CRM records by TikTok account (open_id) and
+        # video id, so an account connected twice is one contact with one set of videos.
+        expected = {
+            "tiktok_profiles": args.connections,
+            "tiktok_videos": args.connections * args.videos,
+            "crm_contacts": accounts,
+            "crm_videos": accounts * args.videos,
+        }
         engine = sa.create_engine(
             os.environ.get("WAREHOUSE_URL") or f"sqlite:///{folder / 'warehouse.db'}"
         )
