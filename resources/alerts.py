@@ -29,7 +29,12 @@ class RunFailure:
 
 def alert_payload(failure: RunFailure) -> dict:
     """Slack-compatible message: the connection, why it failed (with the fix), and the run link."""
-    subject = f"connection `{failure.connection}`" if failure.connection else "a run"
+    subject = "a run"
+    if failure.connection:
+        names = failure.connection.split(", ")
+        subject = ("connection " if len(names) == 1 else "connections ") + ", ".join(
+            f"`{name}`" for name in names
+        )
     reasons = [reason[:MAX_REASON_CHARS] for reason in failure.reasons] or ["no step failed"]
     lines = [f":rotating_light: tiktok-crm-sync: {subject} failed in job `{failure.job}`"]
     lines += [f"• {reason}" for reason in reasons]

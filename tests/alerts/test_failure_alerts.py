@@ -7,8 +7,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import pytest
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from pipelines.defs.alerts.sensors import tiktok_run_failure_alert
+from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
 from resources.alerts import RunFailure, alert_payload
 from tests.pipelines.helpers import Harness, connect, use_live_app
 
@@ -73,3 +78,37 @@ def test_failed_run_of_a_revoked_connection_is_posted(simulator, tmp_path, recei
     assert "connection `revoked` failed" in text
     assert "tiktok-crm-sync connections reconnect revoked" in text
     assert received[0]["run_id"] == result.run_id
+
+
+def test_a_batched_backfill_run_names_every_failed_connection(simulator, tmp_path, receiver):
+    url, received = receiver
+    os.environ["ALERT_WEBHOOK_URL"] = url
+    use_live_app(simulator)
+    harness = Harness(simulator, tmp_path)
+    names = ["ok-a", "revoked-b", "revoked-c"]
+    for account, name in enumerate(names):
+        connect(simulator, harness.store, name, account=account)
+    simulator.revoke_account(1)
+    simulator.revoke_account(2)
+    harness.instance.add_dynamic_partitions(CONNECTION_PARTITIONS_NAME, names)
+    result = dg.materialize(
+        harness.assets,
+        resources=harness.resources,
+        instance=harness.instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: "ok-a", ASSET_PARTITION_RANGE_END_TAG: "revoked-c"},
+        raise_on_error=False,
+    )
+    assert not result.success
+    run = harness.instance.get_run_by_id(result.run_id)
+    failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="tiktok_run_failure_alert",
+        dagster_instance=harness.instance,
+        dagster_run=run,
+        dagster_event=failure_event,
+    ).for_run_failure()
+    tiktok_run_failure_alert(context)
+    [payload] = received
+    assert payload["connection"] == "revoked-b, revoked-c"
+    assert "connections `revoked-b`, `revoked-c` failed" in payload["text"]
+    assert "tiktok-crm-sync connections reconnect revoked-c" in payload["text"]

@@ -18,6 +18,16 @@ def _reasons(context: dg.RunFailureSensorContext) -> tuple[str, ...]:
     return tuple(dict.fromkeys(reasons))  # one line per distinct reason, in order
 
 
+def _failed_connections(context: dg.RunFailureSensorContext) -> str | None:
+    """The connections a batched (backfill) run failed for, from its steps' failure metadata."""
+    names: list[str] = []
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data.user_failure_data
+        if data is not None and "failed_connections" in data.metadata:
+            names += str(data.metadata["failed_connections"].value).split(", ")
+    return ", ".join(dict.fromkeys(names)) or None
+
+
 @dg.run_failure_sensor(
     name="tiktok_run_failure_alert",
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -32,7 +42,7 @@ def tiktok_run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     failure = RunFailure(
         job=run.job_name,
         run_id=run.run_id,
-        connection=run.tags.get("dagster/partition"),
+        connection=run.tags.get("dagster/partition") or _failed_connections(context),
         reasons=_reasons(context),
         ui_url=os.environ.get("DAGSTER_UI_URL"),
     )
