@@ -34,7 +34,7 @@ NEEDS_RECONNECT = "needs_reconnect"
 DISCONNECTED = "disconnected"
 STATUSES = (ACTIVE, NEEDS_RECONNECT, DISCONNECTED)
 # Also a valid Dagster partition key: no commas, brackets, slashes or whitespace.
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 class UnknownConnection(LookupError):
@@ -46,7 +46,7 @@ class NoTokens(ValueError):
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError(
             f"invalid connection name {name!r}: use 1-63 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit (it becomes the Dagster partition key)"

@@ -33,7 +33,7 @@ KNOWN_SCOPES = frozenset({*SUPPORTED_SCOPES, "video.publish", "video.upload"})
 # Without `refresh_expires_in`: the shorter documented lifetime (tiktok-api.md 1.5); the first
 # refresh replaces it with TikTok's own figure.
 ASSUMED_REFRESH_EXPIRES_IN = 15_552_000
-_FIELD_NAME = re.compile(r"^[A-Za-z_]{1,40}$")
+_FIELD_NAME = re.compile(r"[A-Za-z_]{1,40}")
 
 
 class ImportFileError(ValueError):
@@ -97,7 +97,7 @@ def _entry(index: int, raw: object, environ: Mapping[str, str]) -> tuple[ImportE
     label = f"entry {index}" + (f" ({name})" if isinstance(name, str) else "")
     problems = [
         # A key that is not a plain word is not shown: it may be a token pasted in the wrong place.
-        f"{label}: field `{key if _FIELD_NAME.match(str(key)) else '?'}`: unknown field "
+        f"{label}: field `{key if _FIELD_NAME.fullmatch(str(key)) else '?'}`: unknown field "
         f"(known: {', '.join((*REQUIRED_FIELDS, *OPTIONAL_FIELDS))})"
         for key in raw
         if key not in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS)

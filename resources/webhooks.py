@@ -39,7 +39,7 @@ REASONS = {
     4: "the TikTok account was banned",
     5: "the app revoked the authorization",
 }
-_APP_KEY_VAR = re.compile(r"^TIKTOK_(?:([A-Z][A-Z0-9_]*)_)?CLIENT_KEY$")
+_APP_KEY_VAR = re.compile(r"TIKTOK_(?:([A-Z][A-Z0-9_]*)_)?CLIENT_KEY")
 
 Result = Literal["disconnected", "already_disconnected", "unknown_connection", "ignored_event"]
 
@@ -89,7 +89,7 @@ def configured_apps(environ: Mapping[str, str] = os.environ) -> list[TikTokApp]:
     """Every app with both credentials in the environment (plus `demo` in demo mode)."""
     apps = []
     for variable in sorted(environ):
-        match = _APP_KEY_VAR.match(variable)
+        match = _APP_KEY_VAR.fullmatch(variable)
         if match:
             name = match.group(1).lower() if match.group(1) else DEFAULT_APP
             try:

@@ -17,7 +17,7 @@ from simulators.tiktok import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
 
 DEFAULT_APP = "default"
 DEMO_APP = "demo"
-_APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_APP_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 class MissingSecret(RuntimeError):
@@ -33,7 +33,7 @@ class TikTokApp:
 
 def app_env_names(name: str) -> tuple[str, str]:
     """The environment variables holding an app's client key and secret."""
-    if not _APP_NAME.match(name):
+    if not _APP_NAME.fullmatch(name):
         raise ValueError(f"invalid app name {name!r}: use lowercase letters, digits and _")
     prefix = "TIKTOK" if name == DEFAULT_APP else f"TIKTOK_{name.upper()}"
     return f"{prefix}_CLIENT_KEY", f"{prefix}_CLIENT_SECRET"

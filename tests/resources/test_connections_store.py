@@ -16,9 +16,11 @@ from resources.connections import (
     ConnectionStore,
     NoTokens,
     connection_metadata,
+    validate_name,
 )
 from resources.crypto import TOKEN_KEYS_VAR, TokenCipher, TokenKeyError
 from resources.database import make_engine
+from resources.tiktok.apps import app_env_names
 from resources.tiktok.oauth import TokenGrant
 
 NOW = 1_800_000_000.0
@@ -177,3 +179,21 @@ def test_the_same_round_trip_on_postgresql(postgres_url):
     store.forget_tokens("creator-1", reason="test")
     assert ConnectionStore(store.engine).get("creator-1").has_tokens is False
     store.engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["demo-01\n", "Demo-01", "-a", "a b", "a/b", "a" * 64, ""])
+def test_names_that_are_not_partition_keys_are_refused(name):
+    with pytest.raises(ValueError, match="invalid connection name"):
+        validate_name(name)
+
+
+@pytest.mark.parametrize("name", ["brand\n", "Brand", "1brand", "b-x", ""])
+def test_app_names_that_are_not_variable_names_are_refused(name):
+    with pytest.raises(ValueError, match="invalid app name"):
+        app_env_names(name)
+
+
+def test_valid_names_pass():
+    assert validate_name("demo-01") == "demo-01"
+    keys = ("TIKTOK_BRAND_TWO_CLIENT_KEY", "TIKTOK_BRAND_TWO_CLIENT_SECRET")
+    assert app_env_names("brand_two") == keys
