@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.reliability.test_fault_matrix import FAULT_MATRIX, RELIABILITY_DOC, REPORT_ENV
+from tests.reliability.fault_cases import FAULT_MATRIX, RELIABILITY_DOC, REPORT_ENV
 
 START, END = "<!-- fault-matrix:start -->", "<!-- fault-matrix:end -->"
 HEADER = (

@@ -8,9 +8,10 @@ with the error kind and what to do), that each victim table holds either its com
 at all (no partial write), and that both bystanders, synced before and after the victim, store
 exactly what a clean run stores.
 
-The cases are data (FAULT_MATRIX). `python -m tests.reliability.fault_table` runs them and writes
-the observed outcomes into docs/reliability.md. Backoff is zero and the budget generous, so nothing
-sleeps for real except the timeout case, whose client waits TIMEOUT_CASE_S once.
+The cases are data (FAULT_MATRIX in fault_cases.py). `python -m tests.reliability.fault_table` runs
+them and writes the observed outcomes into docs/reliability.md. Backoff is zero and the budget
+generous, so nothing sleeps for real except the timeout case, whose client waits TIMEOUT_CASE_S
+once.
 """
 
 from __future__ import annotations
@@ -19,11 +20,7 @@ import functools
 import json
 import os
 import re
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
+from collections.abc import Mapping
 
 import dagster as dg
 import httpx
@@ -35,24 +32,26 @@ from pipelines.defs.tiktok import tables
 from pipelines.runner import QUIET_CONSOLE, add_partitions
 from resources.configurable import TikTokResource
 from resources.connections import ACTIVE, NEEDS_RECONNECT
-from resources.tiktok.oauth import TokenGrant
-from simulators.tiktok import ManualClock, TikTokSimulator
+from simulators.tiktok import TikTokSimulator
 from tests.pipelines.helpers import ALL_SCOPES, Harness, connect, use_live_app
+from tests.reliability.fault_cases import (
+    FAULT_MATRIX,
+    RELIABILITY_DOC,
+    REPORT_ENV,
+    ROWS_TEXT,
+    VICTIM,
+    VICTIM_ACCOUNT,
+    FaultCase,
+    P,
+    V,
+    VictimRows,
+)
 from tests.simulators.harness import Harness as SimulatorCalls
 
-VICTIM = "victim"
 SYNC_ORDER = ("bystander-a", VICTIM, "bystander-b")  # one bystander syncs before, one after
-ACCOUNTS = {"bystander-a": 0, VICTIM: 1, "bystander-b": 2}
-VICTIM_ACCOUNT = ACCOUNTS[VICTIM]
+ACCOUNTS = {"bystander-a": 0, VICTIM: VICTIM_ACCOUNT, "bystander-b": 2}
 GENEROUS_LIMITS = "user_info=60000,video_list=60000,video_query=60000"
 REQUEST_TIMEOUT_S = 10.0  # far above a loopback answer, so no case meets a spurious timeout
-TIMEOUT_CASE_S = 0.5  # the timeout case's client timeout; the simulator holds that answer longer
-REPORT_ENV = "FAULT_MATRIX_REPORT"  # a JSON-lines file the observed outcomes are appended to
-RELIABILITY_DOC = Path(__file__).parents[2] / "docs" / "reliability.md"
-
-Outcome = Literal["retried", "refreshed", "recovered", "skipped", "failed"]
-VictimRows = Literal["all", "profile", "videos", "none"]
-Arrange = Callable[["World"], None]
 # Per table: row count and natural keys (snapshot_date left out, so a run across midnight agrees).
 Stored = dict[str, tuple[int, frozenset[tuple]]]
 
@@ -156,334 +155,6 @@ def clean(simulator, tmp_path) -> dict[str, Stored]:
             assert all(result.success for result in results.values())
             _CLEAN.update({name: world.stored(name) for name in SYNC_ORDER})
     return _CLEAN
-
-
-# --- how to break the victim --------------------------------------------------------------------
-
-
-def aimed(endpoint: str, fault: str, count: int = 1, after: int = 0) -> Arrange:
-    """`count` answers of `endpoint` to the victim's tokens misbehave, after `after` good ones."""
-
-    def arrange(world: World) -> None:
-        world.sim.inject(endpoint, fault, count, account=VICTIM_ACCOUNT, after=after)
-
-    return arrange
-
-
-def request_times_out(world: World) -> None:
-    world.request_timeout_s = TIMEOUT_CASE_S
-    world.sim.set(timeout_fault_seconds=4 * TIMEOUT_CASE_S)
-    aimed("video_list", "timeout")(world)
-
-
-def access_token_expired(world: World) -> None:
-    world.sim.expire_access_tokens(VICTIM_ACCOUNT)  # TikTok rejects a token we still trust
-
-
-def refresh_answer(fault: str, count: int = 1) -> Arrange:
-    """The victim must refresh, and the token endpoint misbehaves; no one else refreshes."""
-
-    def arrange(world: World) -> None:
-        access_token_expired(world)
-        world.sim.inject("oauth_token", fault, count)
-
-    return arrange
-
-
-def grant_revoked(world: World) -> None:
-    world.sim.revoke_account(VICTIM_ACCOUNT)  # the user removed the app in TikTok
-
-
-def refresh_token_expired(world: World) -> None:
-    """The victim's refresh token outlived its (one hour) life; the others' are fresh."""
-    clock, usual_ttl = ManualClock(time.time()), world.sim.config.refresh_token_ttl
-    world.sim.set(clock=clock, refresh_token_ttl=3_600)
-    world.connect(VICTIM)
-    world.sim.set(refresh_token_ttl=usual_ttl)
-    clock.advance(2 * 3_600)
-    world.sim.expire_access_tokens(VICTIM_ACCOUNT)  # so the run has to refresh
-
-
-def scope_not_granted(world: World) -> None:
-    world.connect(VICTIM, ["user.info.basic", "user.info.profile"])  # no stats, no video.list
-
-
-def scope_withdrawn(world: World) -> None:
-    """TikTok's grant holds only user.info.basic; the state database still believes in all four."""
-    world.connect(VICTIM, ["user.info.basic"])
-    stored = world.harness.store.get(VICTIM)
-    grant = TokenGrant(
-        open_id=stored.open_id,
-        scopes=frozenset(ALL_SCOPES),
-        expires_in=86_400,
-        refresh_expires_in=86_400,
-        issued_at=stored.access_expires_at - 86_400,
-        access_token=stored.access_token,
-        refresh_token=stored.refresh_token,
-    )
-    world.harness.store.save_grant(VICTIM, stored.app, grant)
-
-
-# --- the matrix ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FaultCase:
-    fault: str  # the row's name in docs/reliability.md
-    where: str  # where the fault is injected
-    arrange: Arrange
-    outcome: Outcome
-    asset: str  # the victim's asset whose outcome is checked
-    facts: Mapping[str, object] = field(default_factory=dict)  # exact metadata values
-    says: str = ""  # in the failure message, or in the skipped reason
-    victim_rows: VictimRows = "all"  # which of the victim's tables hold complete rows
-    bug: str = ""  # a known bug: the case is expected to fail (strict xfail) until it is fixed
-
-    def expected(self) -> str:
-        """The expected outcome, as docs/reliability.md states it."""
-        facts = ", ".join(f"{key}={value}" for key, value in self.facts.items())
-        text = f"{self.outcome} in {self.asset}" + (f" ({facts})" if facts else "")
-        if self.says:
-            text += f", {'message' if self.outcome == 'failed' else 'reason'} names '{self.says}'"
-        return f"{text}; victim rows: {ROWS_TEXT[self.victim_rows]}"
-
-    def param(self) -> object:
-        marks = [pytest.mark.xfail(strict=True, reason=self.bug)] if self.bug else []
-        return pytest.param(self, id=self.fault, marks=marks)
-
-
-ROWS_TEXT = {
-    "all": "complete",
-    "profile": "profile complete, no video rows",
-    "videos": "videos complete, no profile rows",
-    "none": "none",
-}
-P, V = "tiktok_profile", "tiktok_videos"
-LIST, INFO = "`/v2/video/list/`", "`/v2/user/info/`"
-RECONNECT = "tiktok-crm-sync connections reconnect victim"
-
-FAULT_MATRIX = [
-    # Transport: retried per request with (zeroed) backoff; the circuit opens after 5 in a row.
-    FaultCase(
-        "429 burst",
-        f"{LIST}, 2 answers",
-        aimed("video_list", "rate_limited", 2),
-        "retried",
-        V,
-        {"api_retries": 2, "api_rate_limited": 2},
-    ),
-    FaultCase(
-        "429 storm",
-        f"{LIST}, 5 answers",
-        aimed("video_list", "rate_limited", 5),
-        "failed",
-        V,
-        {"error_kind": "rate_limited", "circuit_opened": 1, "api_requests": 5},
-        "circuit open",
-        "profile",
-    ),
-    FaultCase(
-        "5xx burst (500 internal_error)",
-        f"{LIST}, 3 answers",
-        aimed("video_list", "server_error", 3),
-        "retried",
-        V,
-        {"api_retries": 3},
-    ),
-    FaultCase(
-        "5xx storm (500 internal_error)",
-        f"{INFO}, 5 answers",
-        aimed("user_info", "server_error", 5),
-        "failed",
-        P,
-        {"error_kind": "transient", "circuit_opened": 1},
-        "circuit open",
-        "videos",
-    ),
-    FaultCase(
-        "502 with an HTML body",
-        f"{LIST}, 2 answers",
-        aimed("video_list", "bad_gateway", 2),
-        "retried",
-        V,
-        {"api_retries": 2},
-    ),
-    FaultCase(
-        "timeout",
-        f"{LIST}, 1 answer held past the client timeout",
-        request_times_out,
-        "retried",
-        V,
-        {"api_retries": 1},
-    ),
-    FaultCase(
-        "connection reset",
-        f"{LIST}, 2 answers (TCP RST)",
-        aimed("video_list", "connection_reset", 2),
-        "retried",
-        V,
-        {"api_retries": 2},
-    ),
-    # Body and contract: never retried; the failing asset's transaction stores nothing.
-    FaultCase(
-        "truncated JSON",
-        f"{LIST}, page 2",
-        aimed("video_list", "truncated_json", after=1),
-        "failed",
-        V,
-        {"error_kind": "contract_violation", "api_retries": 0},
-        "not valid JSON",
-        "profile",
-    ),
-    FaultCase(
-        "malformed JSON",
-        f"{INFO}, 1 answer",
-        aimed("user_info", "malformed_json"),
-        "failed",
-        P,
-        {"error_kind": "contract_violation", "api_retries": 0},
-        "not valid JSON",
-        "videos",
-    ),
-    FaultCase(
-        "missing envelope",
-        f"{LIST}, page 1",
-        aimed("video_list", "missing_envelope"),
-        "failed",
-        V,
-        {"error_kind": "contract_violation"},
-        "no `error` envelope",
-        "profile",
-    ),
-    FaultCase(
-        "wrong types",
-        f"{LIST}, page 3 (the last)",
-        aimed("video_list", "wrong_types", after=2),
-        "failed",
-        V,
-        {"error_kind": "contract_violation"},
-        "data.",
-        "profile",
-    ),
-    # Tokens and grants.
-    FaultCase(
-        "token expiry mid-page",
-        f"{LIST}, page 2 answers 401 access_token_invalid",
-        aimed("video_list", "token_expired", after=1),
-        "refreshed",
-        V,
-        {"token_refreshes": 1},
-    ),
-    FaultCase(
-        "access token expired before the run",
-        "simulator: the victim's access tokens expire",
-        access_token_expired,
-        "refreshed",
-        P,
-        {"token_refreshes": 1},
-    ),
-    FaultCase(
-        "5xx on token refresh",
-        "`/v2/oauth/token/`, 1 answer (only the victim refreshes)",
-        refresh_answer("server_error"),
-        "refreshed",
-        P,
-        {"token_refreshes": 1},
-    ),
-    FaultCase(
-        "token refresh answer cut off",
-        "`/v2/oauth/token/`, 1 answer truncated after TikTok rotated the refresh token",
-        refresh_answer("truncated_json"),
-        "failed",
-        P,
-        {"error_kind": "contract_violation"},
-        "not JSON",
-        "none",
-    ),
-    FaultCase(
-        "revoked grant",
-        "simulator: the victim's grant is revoked",
-        grant_revoked,
-        "failed",
-        P,
-        {"error_kind": "needs_reconnect"},
-        RECONNECT,
-        "none",
-    ),
-    FaultCase(
-        "expired refresh token",
-        "simulator: refresh token past its life, access token rejected",
-        refresh_token_expired,
-        "failed",
-        P,
-        {"error_kind": "needs_reconnect"},
-        RECONNECT,
-        "none",
-    ),
-    FaultCase(
-        "missing scope (not granted)",
-        "victim connected without user.info.stats and video.list",
-        scope_not_granted,
-        "skipped",
-        V,
-        {},
-        "video.list",
-        "profile",
-    ),
-    FaultCase(
-        "missing scope (withdrawn)",
-        "TikTok grants user.info.basic only; the state database believes all four",
-        scope_withdrawn,
-        "skipped",
-        V,
-        {},
-        "video.list",
-        "profile",
-    ),
-    # Paging: anomalies are asked again once and duplicates dropped; a persistent one fails.
-    FaultCase(
-        "cursor loop (once)",
-        f"{LIST}, page 2 answers with the cursor it was asked for",
-        aimed("video_list", "cursor_loop", after=1),
-        "recovered",
-        V,
-        {"pages_repeated": 1, "stop_reason": "has_more_false"},
-    ),
-    FaultCase(
-        "cursor loop (persistent)",
-        f"{LIST}, page 2 and its one re-request answer with the cursor asked for",
-        aimed("video_list", "cursor_loop", 2, after=1),
-        "failed",
-        V,
-        {"error_kind": "contract_violation"},
-        "nothing from this run was stored",
-        "profile",
-    ),
-    FaultCase(
-        "duplicate items",
-        f"{LIST}, pages 2 and 3 repeat earlier videos",
-        aimed("video_list", "duplicate_items", 2, after=1),
-        "recovered",
-        V,
-        {"stop_reason": "has_more_false"},
-    ),
-    FaultCase(
-        "empty page with has_more",
-        f"{LIST}, 2 answers",
-        aimed("video_list", "empty_page_has_more", 2),
-        "recovered",
-        V,
-        {"stop_reason": "has_more_false"},
-    ),
-    FaultCase(
-        "short page with has_more",
-        f"{LIST}, 2 answers",
-        aimed("video_list", "short_page", 2),
-        "recovered",
-        V,
-        {"stop_reason": "has_more_false"},
-    ),
-]
 
 
 # --- observing a run ----------------------------------------------------------------------------
