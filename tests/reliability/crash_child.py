@@ -55,12 +55,12 @@ class Hooks:
 def install(hook: Hooks) -> None:
     """Wrap the loader and the push at the places a crash would hurt; shrink the chunk sizes."""
     from pipelines.defs.tiktok import video_sync
-    from resources import warehouse
+    from resources import warehouse, warehouse_load
     from resources.crm.http import CrmHttp
     from resources.crm.state import PushStateStore
 
     video_sync.CHUNK_VIDEOS = VIDEO_CHUNK
-    warehouse.CHUNK_ROWS = warehouse.COPY_CHUNK_ROWS = LOADER_CHUNK
+    warehouse_load.CHUNK_ROWS = warehouse_load.COPY_CHUNK_ROWS = LOADER_CHUNK
 
     transaction = warehouse.Warehouse.transaction
 
@@ -77,7 +77,7 @@ def install(hook: Hooks) -> None:
         hook(f"wh:upsert_start:{table.name}")
         return upsert(self, db, table, *args, **kw)
 
-    chunks = warehouse._Batch.chunks
+    chunks = warehouse_load.Batch.chunks
 
     def hooked_chunks(self: Any, *args: Any, **kw: Any) -> Iterator[Any]:
         for index, chunk in enumerate(chunks(self, *args, **kw)):
@@ -85,7 +85,7 @@ def install(hook: Hooks) -> None:
                 hook(f"wh:between_chunks:{self.table.name}")
             yield chunk
 
-    copy = warehouse._PostgresCopy._copy
+    copy = warehouse_load.PostgresCopy._copy
 
     def hooked_copy(self: Any, cur: Any, table: str, *args: Any, **kw: Any) -> None:
         copy(self, cur, table, *args, **kw)
@@ -115,8 +115,8 @@ def install(hook: Hooks) -> None:
 
     warehouse.Warehouse.transaction = hooked_transaction  # type: ignore[method-assign]
     warehouse.Warehouse.upsert = hooked_upsert  # type: ignore[method-assign]
-    warehouse._Batch.chunks = hooked_chunks  # type: ignore[method-assign]
-    warehouse._PostgresCopy._copy = hooked_copy  # type: ignore[method-assign]
+    warehouse_load.Batch.chunks = hooked_chunks  # type: ignore[method-assign]
+    warehouse_load.PostgresCopy._copy = hooked_copy  # type: ignore[method-assign]
     video_sync._mark_unlisted_deleted = hooked_mark
     PushStateStore.save = hooked_save  # type: ignore[method-assign]
     CrmHttp.send = hooked_send  # type: ignore[method-assign]

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
-import resources.warehouse as warehouse_module
+import resources.warehouse_load as warehouse_module
 from resources.database import make_engine
 from resources.warehouse import Warehouse, WarehouseError
 

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
-import resources.warehouse as warehouse_module
+import resources.warehouse_load as warehouse_module
 from resources.database import make_engine
 from resources.warehouse import Warehouse, WarehouseError
 
@@ -101,7 +101,7 @@ def test_a_not_null_column_a_user_added_is_named(warehouse):
 def test_a_key_inserted_by_another_transaction_meanwhile_asks_for_a_rerun(pg, monkeypatch):
     load(pg, [row(1)])
     # As if another transaction committed id 1 between our key lookup and our COPY.
-    monkeypatch.setattr(warehouse_module._PostgresCopy, "_existing_keys", lambda *_: set())
+    monkeypatch.setattr(warehouse_module.PostgresCopy, "_existing_keys", lambda *_: set())
     with pytest.raises(
         WarehouseError, match=r"another transaction inserted .* rerun the partition"
     ):
@@ -112,10 +112,10 @@ def test_a_key_inserted_by_another_transaction_meanwhile_asks_for_a_rerun(pg, mo
 @pytest.mark.postgres
 def test_a_row_deleted_by_another_transaction_meanwhile_is_inserted_again(pg, monkeypatch):
     load(pg, [row(1)])
-    real = warehouse_module._PostgresCopy._existing_keys
+    real = warehouse_module.PostgresCopy._existing_keys
     # As if id 2 existed when we looked and was deleted before our UPDATE.
     monkeypatch.setattr(
-        warehouse_module._PostgresCopy,
+        warehouse_module.PostgresCopy,
         "_existing_keys",
         lambda self, cur, keys: real(self, cur, keys) | ({("2",)} if len(keys) > 2 else set()),
     )
