@@ -55,15 +55,8 @@ def test_payload_names_the_connection_and_the_fix():
     assert "http://127.0.0.1:3000/runs/r1" in payload["text"]
 
 
-def test_failed_run_of_a_revoked_connection_is_posted(simulator, tmp_path, receiver):
-    url, received = receiver
-    os.environ["ALERT_WEBHOOK_URL"] = url
-    use_live_app(simulator)
-    harness = Harness(simulator, tmp_path)
-    connect(simulator, harness.store, "revoked", account=0)
-    simulator.revoke_account(0)
-    result = harness.sync("revoked")
-    assert not result.success
+def evaluate_alert_sensor(harness: Harness, result: dg.ExecuteInProcessResult) -> None:
+    """Run the alert sensor on a failed run, as the daemon does after the run fails."""
     run = harness.instance.get_run_by_id(result.run_id)
     failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
     context = dg.build_run_status_sensor_context(
@@ -73,6 +66,18 @@ def test_failed_run_of_a_revoked_connection_is_posted(simulator, tmp_path, recei
         dagster_event=failure_event,
     ).for_run_failure()
     tiktok_run_failure_alert(context)
+
+
+def test_failed_run_of_a_revoked_connection_is_posted(simulator, tmp_path, receiver):
+    url, received = receiver
+    os.environ["ALERT_WEBHOOK_URL"] = url
+    use_live_app(simulator)
+    harness = Harness(simulator, tmp_path)
+    connect(simulator, harness.store, "revoked", account=0)
+    simulator.revoke_account(0)
+    result = harness.sync("revoked")
+    assert not result.success
+    evaluate_alert_sensor(harness, result)
     assert len(received) == 1
     text = received[0]["text"]
     assert "connection `revoked` failed" in text
@@ -99,15 +104,7 @@ def test_a_batched_backfill_run_names_every_failed_connection(simulator, tmp_pat
         raise_on_error=False,
     )
     assert not result.success
-    run = harness.instance.get_run_by_id(result.run_id)
-    failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    context = dg.build_run_status_sensor_context(
-        sensor_name="tiktok_run_failure_alert",
-        dagster_instance=harness.instance,
-        dagster_run=run,
-        dagster_event=failure_event,
-    ).for_run_failure()
-    tiktok_run_failure_alert(context)
+    evaluate_alert_sensor(harness, result)
     [payload] = received
     assert payload["connection"] == "revoked-b, revoked-c"
     assert "connections `revoked-b`, `revoked-c` failed" in payload["text"]
