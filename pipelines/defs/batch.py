@@ -14,7 +14,7 @@ Asset checks of a batched run give one result for all of its connections, naming
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -30,16 +30,15 @@ def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def batch_failure(keys: Iterable[str], failed: Mapping[str, Exception]) -> dg.Failure:
-    keys = list(keys)
+def batch_failure(total: int, failed: Mapping[str, Exception]) -> dg.Failure:
     lines = "\n".join(f"| {name} | {describe(error)} |" for name, error in failed.items())
     return dg.Failure(
-        description=f"{len(failed)} of {len(keys)} connections failed: "
+        description=f"{len(failed)} of {total} connections failed: "
         + "; ".join(f"{name}: {describe(error)}" for name, error in failed.items()),
         metadata={
             "failed_connections": ", ".join(failed),
             "connections_failed": len(failed),
-            "connections_in_run": len(keys),
+            "connections_in_run": total,
             "failures": dg.MetadataValue.md(f"| connection | failure |\n|---|---|\n{lines}"),
         },
         # Run retries re-run the whole batch; a failure a retry can fix is retried per request.
@@ -71,7 +70,7 @@ def _fail_after_materializing(
         context.log_event(
             dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata)
         )
-    return batch_failure(keys, failed)
+    return batch_failure(len(keys), failed)
 
 
 def materialize_each(

@@ -12,10 +12,13 @@ therefore still compares with the day before, never with itself.
 """
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import dagster as dg
+from sqlalchemy import Table
 
 from pipelines.defs.batch import materialize_each
 from pipelines.defs.tiktok import tables
@@ -136,18 +139,25 @@ def build_crm_asset(mapping: Mapping) -> dg.AssetsDefinition:
         state_db: StateDatabaseResource,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
-        return materialize_each(
-            context, lambda name: _map_one(context, name, state_db.store(), warehouse.warehouse())
+        store, wh = state_db.store(), warehouse.warehouse()
+        # Once per step, when the first connection has records to write.
+        target = functools.cache(
+            lambda: wh.ensure_table(mapping.target.object, mapping.columns, mapping.key)
         )
+        return materialize_each(context, lambda name: _map_one(context, name, store, wh, target))
 
     def _map_one(
-        context: dg.AssetExecutionContext, name: str, store: ConnectionStore, wh: Warehouse
+        context: dg.AssetExecutionContext,
+        name: str,
+        store: ConnectionStore,
+        wh: Warehouse,
+        target: Callable[[], Table],
     ) -> dict:
         with connection_failures(name):
             connection = store.get(name)
         inputs = mapping_inputs(wh, mapping, name, connection.scopes)
         result = apply_mapping(mapping, inputs.records, connection.scopes, inputs.previous)
-        table = wh.ensure_table(mapping.target.object, mapping.columns, mapping.key)
+        table = target()
         with wh.transaction() as db:
             written = wh.upsert(db, table, result.records, mapping.key, context.run.run_id)
             method = wh.upsert_method(db)

@@ -1,10 +1,13 @@
 """TikTok extraction assets: one partition per connection, each a warehouse table."""
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
+from sqlalchemy import Table
 
 from pipelines.defs.batch import materialize_each
 from pipelines.defs.quality.preview import column_schema, top_videos, top_videos_markdown
@@ -24,6 +27,7 @@ from resources.settings import MODE_DEMO
 from resources.tiktok.errors import NeedsReconnect, ScopeMissing
 from resources.tiktok.extract import extract_profile
 from resources.tokens import reconnect_hint
+from resources.warehouse import Warehouse
 
 TIKTOK_POOL = "tiktok_api"  # runs that call TikTok share one concurrency pool (dagster.yaml)
 
@@ -81,8 +85,20 @@ def tiktok_profile(
 ) -> dg.MaterializeResult:
     """A connection's TikTok profile with today's follower, like and video counts (and history)."""
     mode = _mode_metadata(tiktok, context)
+    wh = warehouse.warehouse()
+
+    @functools.cache  # once per step, after the first connection that extracted anything
+    def profile_tables() -> tuple[Table, Table]:
+        return (
+            wh.ensure_table(tables.PROFILES, tables.PROFILE_COLUMNS, tables.PROFILE_KEY),
+            wh.ensure_table(
+                tables.PROFILE_STATS_DAILY, tables.PROFILE_STATS_COLUMNS, tables.PROFILE_STATS_KEY
+            ),
+        )
+
     return materialize_each(
-        context, lambda name: _sync_profile(context, name, tiktok, state_db, warehouse) | mode
+        context,
+        lambda name: _sync_profile(context, name, tiktok, state_db, wh, profile_tables) | mode,
     )
 
 
@@ -91,7 +107,8 @@ def _sync_profile(
     name: str,
     tiktok: TikTokResource,
     state_db: StateDatabaseResource,
-    warehouse: WarehouseResource,
+    wh: Warehouse,
+    profile_tables: Callable[[], tuple[Table, Table]],
 ) -> dict:
     store = state_db.store()
     with connection_failures(name) as failure:
@@ -101,11 +118,7 @@ def _sync_profile(
             extract = extract_profile(client, connection.scopes)
             stats = client.stats
     user, today = extract.user, datetime.now(UTC).date()
-    wh = warehouse.warehouse()
-    profiles = wh.ensure_table(tables.PROFILES, tables.PROFILE_COLUMNS, tables.PROFILE_KEY)
-    daily = wh.ensure_table(
-        tables.PROFILE_STATS_DAILY, tables.PROFILE_STATS_COLUMNS, tables.PROFILE_STATS_KEY
-    )
+    profiles, daily = profile_tables()
     with wh.transaction() as db:
         row = tables.profile_row(name, user, extract.missing_scopes)
         wh.upsert(db, profiles, [row], tables.PROFILE_KEY, context.run.run_id)
@@ -156,10 +169,17 @@ def tiktok_videos(
 ) -> dg.MaterializeResult:
     """Every published video of a connection with its current metrics (and daily history)."""
     mode = _mode_metadata(tiktok, context)
-    return materialize_each(
-        context,
-        lambda name: _sync_videos(context, name, config, tiktok, state_db, warehouse) | mode,
+    wh = warehouse.warehouse()
+    videos = wh.ensure_table(tables.VIDEOS, tables.VIDEO_COLUMNS, tables.VIDEO_KEY)
+    daily = wh.ensure_table(
+        tables.VIDEO_METRICS_DAILY, tables.VIDEO_METRICS_COLUMNS, tables.VIDEO_METRICS_KEY
     )
+
+    def sync_one(name: str) -> dict:
+        target = VideoTables(wh, videos, daily, load_id=context.run.run_id, now=datetime.now(UTC))
+        return _sync_videos(context, name, config, tiktok, state_db, target) | mode
+
+    return materialize_each(context, sync_one)
 
 
 def _sync_videos(
@@ -168,19 +188,10 @@ def _sync_videos(
     config: VideoSyncConfig,
     tiktok: TikTokResource,
     state_db: StateDatabaseResource,
-    warehouse: WarehouseResource,
+    target: VideoTables,
 ) -> dict:
     store = state_db.store()
-    wh = warehouse.warehouse()
-    target = VideoTables(
-        warehouse=wh,
-        videos=wh.ensure_table(tables.VIDEOS, tables.VIDEO_COLUMNS, tables.VIDEO_KEY),
-        daily=wh.ensure_table(
-            tables.VIDEO_METRICS_DAILY, tables.VIDEO_METRICS_COLUMNS, tables.VIDEO_METRICS_KEY
-        ),
-        load_id=context.run.run_id,
-        now=datetime.now(UTC),
-    )
+    wh = target.warehouse
     skipped = None
     with connection_failures(name) as failure:
         connection = active_connection(store, name)
