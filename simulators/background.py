@@ -1,4 +1,9 @@
-"""A fake server's lifecycle: serve a SimHTTPServer from a daemon thread on a local port."""
+"""A fake server's lifecycle: serve an HTTP server from a daemon thread on a local port.
+
+This module sits below every simulator package and imports none of them: the TikTok simulator and
+the CRM fakes both build on it, so an import of `simulators.tiktok` from here closes a cycle
+(issue 15). It knows the server it runs only by the `BackgroundServer` protocol.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from simulators.tiktok.server import SimHTTPServer
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -15,13 +19,30 @@ POLL_INTERVAL_SECONDS = 0.02  # how fast stop() is noticed by serve_forever
 JOIN_TIMEOUT_SECONDS = 5.0
 
 
+class BackgroundServer(Protocol):
+    """What the lifecycle needs of a server (`simulators.tiktok.server.SimHTTPServer` has it)."""
+
+    stopping: threading.Event  # set on stop, so handlers sleeping in a fault wake up
+
+    @property
+    def server_address(self) -> tuple[Any, ...]: ...
+
+    def serve_forever(self, poll_interval: float = ...) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def close_connections(self) -> None: ...
+
+    def server_close(self) -> None: ...
+
+
 class ServedInBackground:
     """Base for the fakes: subclasses build their server; this starts, stops and locates it."""
 
-    _server: SimHTTPServer | None = None
+    _server: BackgroundServer | None = None
     _thread: threading.Thread | None = None
 
-    def _make_server(self) -> SimHTTPServer:
+    def _make_server(self) -> BackgroundServer:
         raise NotImplementedError
 
     def start(self) -> str:
