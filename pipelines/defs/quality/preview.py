@@ -7,6 +7,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from pipelines.defs.quality.queries import VIDEOS
+from resources.tiktok.scopes import column_description
 from resources.warehouse import Warehouse
 
 TOP_VIDEOS = 5
@@ -14,8 +15,15 @@ _TITLE_CHARS = 80
 
 
 def column_schema(columns: list[tuple[str, str]]) -> dg.TableSchema:
-    """The warehouse table's pipeline columns, for `dagster/column_schema`."""
-    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
+    """The warehouse table's pipeline columns, for `dagster/column_schema`, each described with
+    its meaning and the TikTok scope it needs (from the one field list, `resources.tiktok.scopes`).
+    """
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, kind, description=column_description(name))
+            for name, kind in columns
+        ]
+    )
 
 
 def markdown_cell(value: Any) -> str:
