@@ -1,16 +1,18 @@
-"""HubSpot CRM v3 batch upsert: `POST /crm/v3/objects/{objectType}/batch/upsert`.
+"""HubSpot CRM v3 batch upsert and archive: `POST /crm/v3/objects/{objectType}/batch/upsert`.
 
 At most 100 inputs per request, each `{"idProperty", "id", "properties", "objectWriteTraceId"}`
 with every property value a string (null is sent as "", which clears the property in HubSpot).
-A 200 or 207 answer carries one result per written record (`new`: created or updated) and, for
-207, `errors[]` naming the failed inputs. 429 with `policyName: DAILY` stops the push; other
-429s wait for Retry-After (seconds or milliseconds) or the rate window. A spent window
-(`X-HubSpot-RateLimit-Remaining: 0`) pauses before the next request instead of earning a 429.
+The answer is read by its contract (`hubspot_answers`): a batch whose `status` is not COMPLETE is
+sent again a bounded number of times and never recorded as written; an input is written only when
+a result names it; errors that cannot be matched to one input make the client split the failed
+inputs and send them again, within a budget of extra calls. Errors and 429s are read in
+`hubspot_errors`. A spent window (`X-HubSpot-RateLimit-Remaining: 0`) pauses before the next
+request instead of earning a 429. Archiving (`batch/archive`, 204) takes HubSpot's own ids, which
+the push state keeps from the upsert results.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -18,63 +20,26 @@ import httpx
 
 from resources.crm.batching import BatchSender
 from resources.crm.config import HUBSPOT, HubSpotSettings
-from resources.crm.errors import (
-    ApiLimitExhausted,
-    AuthError,
-    ContractViolation,
-    RateLimited,
-    RequestRejected,
-    TargetNotFound,
-    TransientError,
-)
+from resources.crm.errors import ContractViolation
 from resources.crm.http import CrmHttp
-from resources.crm.models import AUTH, TRANSIENT, VALIDATION, BatchResult, Record, Rejection
+from resources.crm.hubspot_answers import BATCH_STATUSES, COMPLETE, BatchAnswer, read_answer
+from resources.crm.hubspot_errors import (
+    DAILY_POLICY,
+    json_body,
+    number,
+    raise_for_error,
+    retry_after_seconds,
+)
+from resources.crm.models import TRANSIENT, VALIDATION, Archive, BatchResult, Record
+
+__all__ = ["DAILY_POLICY", "MAX_BATCH", "HubSpotClient", "retry_after_seconds"]
 
 MAX_BATCH = 100
-DAILY_POLICY = "DAILY"
-# A Retry-After above this many is read as milliseconds: HubSpot's windows are 10 s long, and the
-# docs disagree on the unit (crm-apis.md 1.6).
-RETRY_AFTER_MS_THRESHOLD = 120.0
-_CATEGORY_CLASSES = {
-    "RATE_LIMITS": TRANSIENT,
-    "INVALID_AUTHENTICATION": AUTH,
-    "MISSING_SCOPES": AUTH,
-}
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        number = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return number if number is not None and math.isfinite(number) and number >= 0 else None
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Retry-After in seconds or milliseconds, else the rate window; None when neither is given."""
-    retry_after = _number(headers.get("retry-after"))
-    if retry_after is not None:
-        return retry_after / 1000 if retry_after > RETRY_AFTER_MS_THRESHOLD else retry_after
-    window_ms = _number(headers.get("x-hubspot-ratelimit-interval-milliseconds"))
-    return window_ms / 1000 if window_ms is not None else None
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _error_facts(response: httpx.Response) -> tuple[str, str | None, str | None]:
-    """message, category, correlationId of an error body; every field may be missing."""
-    body = _json(response)
-    if not isinstance(body, dict):
-        return f"HTTP {response.status_code} without a JSON error body", None, None
-    message = str(body.get("message") or f"HTTP {response.status_code}")
-    category = body.get("category") or body.get("errorType")
-    correlation = body.get("correlationId")
-    return message, str(category) if category else None, str(correlation) if correlation else None
+# A batch answered CANCELED, PENDING or PROCESSING is sent again this many times in all.
+STATUS_ATTEMPTS = 3
+STATUS_RETRY_WAIT_S = 2.0
+# Extra requests a push may spend splitting failed inputs that errors do not name.
+SPLIT_CALL_BUDGET = 64
 
 
 class HubSpotClient:
@@ -93,17 +58,38 @@ class HubSpotClient:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"HubSpot batch size must be 1-{MAX_BATCH}, not {batch_size}")
         self._settings = settings
+        self._object_type = object_type
         self._url = f"{settings.base_url}/crm/v3/objects/{object_type}/batch/upsert"
         self.http = http or CrmHttp(HUBSPOT)
         self.batch_size = batch_size
         self._pause_s = 0.0
+        self._split_calls_left = SPLIT_CALL_BUDGET
 
     def close(self) -> None:
         self.http.close()
 
     def push_batches(self, records: Sequence[Record], key: str) -> Iterator[BatchResult]:
+        self._split_calls_left = SPLIT_CALL_BUDGET
         sender = BatchSender(lambda batch: self._upsert(batch, key), key, self.batch_size)
         return sender.batches(records)
+
+    def archive_batches(self, archives: Sequence[Archive], key: str) -> Iterator[BatchResult]:
+        """Archive records by HubSpot id, 100 per request; one result per request."""
+        unknown = [a for a in archives if not a.crm_id]
+        if unknown:
+            yield BatchResult.all_rejected(
+                [a.key for a in unknown],
+                f"no HubSpot id is recorded for this {key}, so it cannot be archived by batch; "
+                "archive it in HubSpot by hand",
+                VALIDATION,
+            )
+        known = [a for a in archives if a.crm_id]
+        url = self._url.removesuffix("/upsert") + "/archive"
+        for start in range(0, len(known), self.batch_size):
+            chunk = known[start : start + self.batch_size]
+            body = {"inputs": [{"id": a.crm_id} for a in chunk]}
+            self._send(url, body)
+            yield BatchResult(archived=tuple(a.key for a in chunk))
 
     def _upsert(self, batch: list[Record], key: str) -> BatchResult:
         inputs, local = [], BatchResult()
@@ -124,68 +110,83 @@ class HubSpotClient:
             )
         if not inputs:
             return local
+        return local + self._write(inputs, key)
+
+    def _write(
+        self, inputs: list[dict[str, Any]], key: str, second_try: bool = False
+    ) -> BatchResult:
+        answer = self._complete_answer(inputs, key)
+        if isinstance(answer, BatchResult):
+            return answer
+        result = answer.written + BatchResult(rejected=answer.rejected)
+        if answer.unanswered:
+            retry = [item for item in inputs if item["id"] in answer.unanswered]
+            if not second_try and self._spend(1):
+                result += self._write(retry, key, second_try=True)
+            else:
+                result += BatchResult.all_rejected(
+                    answer.unanswered,
+                    "HubSpot answered neither a result nor an error for this record; sent "
+                    "again by the next run",
+                    TRANSIENT,
+                )
+        if answer.unattributed:
+            failed = [item for item in inputs if item["id"] in answer.unattributed]
+            result += self._split(failed, key, answer)
+        return result
+
+    def _split(self, failed: list[dict[str, Any]], key: str, answer: BatchAnswer) -> BatchResult:
+        """Errors HubSpot did not attribute: send the failed inputs again in halves."""
+        if len(failed) > 1 and self._spend(2):
+            middle = len(failed) // 2
+            return self._write(failed[:middle], key) + self._write(failed[middle:], key)
+        reason = (
+            f"{answer.unattributed_reason} (HubSpot did not say which of {len(failed)} inputs "
+            "this concerns; not split further)"
+        )
+        return BatchResult.all_rejected(
+            [item["id"] for item in failed], reason, answer.unattributed_class
+        )
+
+    def _spend(self, calls: int) -> bool:
+        if self._split_calls_left < calls:
+            return False
+        self._split_calls_left -= calls
+        return True
+
+    def _complete_answer(self, inputs: list[dict[str, Any]], key: str) -> BatchAnswer | BatchResult:
+        """The first COMPLETE answer; after STATUS_ATTEMPTS other ones, every input rejected."""
+        statuses: list[str] = []
+        for attempt in range(STATUS_ATTEMPTS):
+            if attempt:
+                self.http.stats.retries += 1
+                self.http.pause(STATUS_RETRY_WAIT_S)
+            response = self._send(self._url, {"inputs": inputs})
+            answer = _read(response, inputs, key)
+            if answer.status == COMPLETE:
+                return answer
+            statuses.append(answer.status)
+        return BatchResult.all_rejected(
+            [item["id"] for item in inputs],
+            f"HubSpot answered the batch with status {', '.join(statuses)} "
+            f"({STATUS_ATTEMPTS} tries): not recorded as written, sent again by the next run",
+            TRANSIENT,
+        )
+
+    def _send(self, url: str, body: dict[str, Any]) -> httpx.Response:
         self.http.pause(self._pause_s)
         self._pause_s = 0.0
         headers = {"Authorization": f"Bearer {self._settings.access_token}"}
-        response = self.http.send(
-            "POST", self._url, json={"inputs": inputs}, headers=headers, classify=self._classify
-        )
-        return local + _parse_batch(response, [item["id"] for item in inputs], key)
+        return self.http.send("POST", url, json=body, headers=headers, classify=self._classify)
 
     def _classify(self, response: httpx.Response) -> httpx.Response:
         self._read_limits(response.headers)
-        status = response.status_code
-        if status in (200, 207):
+        if response.status_code in (200, 204, 207):
             return response
-        message, category, correlation = _error_facts(response)
-        facts: dict[str, Any] = {
-            "service": HUBSPOT,
-            "status": status,
-            "code": category,
-            "correlation_id": correlation,
-        }
-        if status == 429:
-            return self._rate_limited(response, facts)
-        if status == 401:
-            raise AuthError(
-                f"HubSpot refused the access token ({message}); set HUBSPOT_ACCESS_TOKEN to a "
-                "valid private app token",
-                **facts,
-            )
-        if status == 403:
-            raise AuthError(
-                f"HubSpot refused the request ({message}); give the private app the write scope "
-                "of this object type, e.g. crm.objects.contacts.write",
-                **facts,
-            )
-        if status == 404:
-            raise TargetNotFound(
-                f"HubSpot has no such object type ({message}); check target.object in the mapping",
-                **facts,
-            )
-        if status in (400, 409, 422):
-            raise RequestRejected(message, **facts)
-        if status >= 500:
-            raise TransientError(f"HubSpot answered {status}: {message}", **facts)
-        raise ContractViolation(f"HubSpot answered an unexpected {status}: {message}", **facts)
-
-    def _rate_limited(self, response: httpx.Response, facts: dict[str, Any]) -> httpx.Response:
-        body = _json(response)
-        body = body if isinstance(body, dict) else {}
-        policy = str(body.get("policyName") or "unknown")
-        message = str(body.get("message") or "rate limit reached")
-        facts["code"] = policy
-        if policy == DAILY_POLICY:
-            raise ApiLimitExhausted(
-                f"HubSpot's daily API limit is used up ({message}); it resets at midnight in the "
-                "HubSpot account's time zone: run the push again then (records not sent are "
-                "kept as transient rejections and sent by that run)",
-                **facts,
-            )
-        raise RateLimited(
-            f"HubSpot rate limit {policy}: {message}",
-            retry_after_s=retry_after_seconds(response.headers),
-            **facts,
+        raise_for_error(
+            response,
+            scope_hint=f"crm.objects.{self._object_type}.write",
+            not_found_hint="HubSpot has no such object type; check target.object in the mapping",
         )
 
     def _read_limits(self, headers: Mapping[str, str]) -> None:
@@ -196,8 +197,8 @@ class HubSpotClient:
         ):
             if header in headers:
                 limits[name] = headers[header]
-        remaining = _number(headers.get("x-hubspot-ratelimit-remaining"))
-        window_ms = _number(headers.get("x-hubspot-ratelimit-interval-milliseconds"))
+        remaining = number(headers.get("x-hubspot-ratelimit-remaining"))
+        window_ms = number(headers.get("x-hubspot-ratelimit-interval-milliseconds"))
         if remaining == 0 and window_ms:
             self._pause_s = window_ms / 1000
 
@@ -215,78 +216,19 @@ def _local_problem(record: Record, key: str) -> str | None:
     return None
 
 
-def _error_keys(error: dict[str, Any]) -> list[str]:
-    context = error.get("context") if isinstance(error.get("context"), dict) else {}
-    for name in ("objectWriteTraceId", "ids", "id"):
-        values = context.get(name)
-        if isinstance(values, list) and values:
-            return [str(value) for value in values]
-    return [str(error["id"])] if error.get("id") else []
-
-
-def _error_class(error: dict[str, Any]) -> str:
-    category = str(error.get("category") or "")
-    if category in _CATEGORY_CLASSES:
-        return _CATEGORY_CLASSES[category]
-    status = str(error.get("status") or "")
-    return TRANSIENT if status.startswith("5") or status == "429" else VALIDATION
-
-
-def _error_reason(error: dict[str, Any]) -> str:
-    details = error.get("errors") if isinstance(error.get("errors"), list) else []
-    messages = [str(d["message"]) for d in details if isinstance(d, dict) and d.get("message")]
-    head = str(error.get("message") or error.get("category") or "refused")
-    return "; ".join([head, *[m for m in messages if m != head]])
-
-
-def _parse_batch(response: httpx.Response, sent: list[str], key: str) -> BatchResult:
-    body = _json(response)
+def _read(response: httpx.Response, inputs: list[dict[str, Any]], key: str) -> BatchAnswer:
+    body = json_body(response)
     if not isinstance(body, dict) or not isinstance(body.get("results"), list):
         raise ContractViolation(
             f"HubSpot answered {response.status_code} without a results list",
             service=HUBSPOT,
             status=response.status_code,
         )
-    pending = set(sent)
-    created, updated, crm_ids = [], [], {}
-    for result in body["results"]:
-        if not isinstance(result, dict):
-            continue
-        properties = result.get("properties") if isinstance(result.get("properties"), dict) else {}
-        record_key = result.get("objectWriteTraceId") or properties.get(key)
-        if record_key not in pending:
-            continue
-        pending.discard(record_key)
-        (created if result.get("new") else updated).append(record_key)
-        if result.get("id"):
-            crm_ids[record_key] = str(result["id"])
-    rejected: list[Rejection] = []
-    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
-    unmatched: list[str] = []
-    for error in errors:
-        if not isinstance(error, dict):
-            continue
-        keys = [k for k in _error_keys(error) if k in pending]
-        if not keys:
-            unmatched.append(_error_reason(error))
-        for record_key in keys:
-            pending.discard(record_key)
-            rejected.append(Rejection(record_key, _error_reason(error), _error_class(error)))
-    accepted: list[str] = []
-    if response.status_code == 200 and len(body["results"]) == len(sent):
-        # A complete answer with one result per input whose results could not be told apart
-        # (no trace id, key property not echoed): every input was written.
-        accepted = [k for k in sent if k in pending]
-    else:
-        # Not written and not named by an error: send again next run rather than assume success.
-        reason = "HubSpot returned no result for this record"
-        if unmatched:
-            reason += f" (unattributed errors: {'; '.join(unmatched)[:500]})"
-        rejected += [Rejection(k, reason, TRANSIENT) for k in sent if k in pending]
-    return BatchResult(
-        created=tuple(created),
-        updated=tuple(updated),
-        accepted=tuple(accepted),
-        rejected=tuple(rejected),
-        crm_ids=crm_ids,
-    )
+    if body.get("status") not in BATCH_STATUSES:
+        raise ContractViolation(
+            f"HubSpot answered {response.status_code} without a batch status "
+            f"(got {str(body.get('status'))[:40]!r})",
+            service=HUBSPOT,
+            status=response.status_code,
+        )
+    return read_answer(response.status_code, body, inputs, key)

@@ -37,6 +37,7 @@ class BatchResult:
     accepted: tuple[str, ...] = ()
     rejected: tuple[Rejection, ...] = ()
     crm_ids: dict[str, str] = field(default_factory=dict)
+    archived: tuple[str, ...] = ()  # keys whose CRM record was archived (deleted) on request
 
     def __add__(self, other: BatchResult) -> BatchResult:
         return BatchResult(
@@ -45,6 +46,7 @@ class BatchResult:
             self.accepted + other.accepted,
             self.rejected + other.rejected,
             self.crm_ids | other.crm_ids,
+            self.archived + other.archived,
         )
 
     @property
@@ -54,6 +56,15 @@ class BatchResult:
     @classmethod
     def all_rejected(cls, keys: Iterable[str], reason: str, error_class: str) -> BatchResult:
         return cls(rejected=tuple(Rejection(key, reason, error_class) for key in keys))
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One CRM record to archive: its external id, the CRM's own id if known, and why."""
+
+    key: str
+    crm_id: str | None
+    reason: str
 
 
 @dataclass

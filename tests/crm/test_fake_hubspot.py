@@ -5,10 +5,21 @@ status, body and headers the real API is documented to answer, so the client tes
 the fake rely on the documented behaviour.
 """
 
+import json
+
 import httpx
 import pytest
 
 UPSERT = "/crm/v3/objects/contacts/batch/upsert"
+ARCHIVE = "/crm/v3/objects/contacts/batch/archive"
+PROPERTIES = "/crm/v3/properties/contacts"
+PROPERTY = {
+    "name": "tiktok_bio",
+    "label": "TikTok bio",
+    "type": "string",
+    "fieldType": "textarea",
+    "groupName": "contactinformation",
+}
 
 
 def contact_input(open_id: str, **properties: object) -> dict:
@@ -84,8 +95,10 @@ def test_a_failing_record_gives_207_and_the_others_are_written(api, hubspot):
     assert response.status_code == 207
     body = response.json()
     assert body["numErrors"] == 1
-    assert body["errors"][0]["context"]["objectWriteTraceId"] == ["b"]
-    assert body["errors"][0]["category"] == "VALIDATION_ERROR"
+    [error] = body["errors"]
+    assert error["context"] == {"ids": ["b"]}
+    assert (error["category"], error["status"]) == ("VALIDATION_ERROR", "400")
+    assert {"status", "category", "message", "errors", "context", "links"} <= error.keys()
     assert [r["objectWriteTraceId"] for r in body["results"]] == ["a", "c"]
     assert len(hubspot.records()) == 2
 
@@ -106,6 +119,7 @@ def test_the_ten_second_window_answers_429_until_it_rolls(api, hubspot, clock):
     limited = statuses[2].json()
     assert limited["policyName"] == "TEN_SECONDLY_ROLLING"
     assert limited["errorType"] == "RATE_LIMIT"
+    assert {"message", "correlationId", "category"} <= limited.keys()  # the contract's Error
     assert statuses[2].headers["Retry-After"] == "10000"
     clock.advance(10.0)
     assert api.post(UPSERT, json={"inputs": [contact_input("a")]}).status_code == 200
@@ -136,3 +150,129 @@ def test_unknown_object_types_are_404(api):
     response = api.post("/crm/v3/objects/widgets/batch/upsert", json={"inputs": []})
     assert response.status_code == 404
     assert response.json()["category"] == "OBJECT_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Content-Type": "text/plain"}, 415),  # the contract answers 415 to a non-JSON body
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ({"Content-Type": "application/json; charset=utf-8"}, 200),
+    ],
+)
+def test_a_body_that_is_not_json_is_415(api, hubspot, headers, status):
+    content = json.dumps({"inputs": [contact_input("a")]})
+    response = api.post(UPSERT, content=content, headers=headers)
+    assert response.status_code == status
+    if status == 415:
+        assert {"message", "correlationId", "category"} <= response.json().keys()
+        assert hubspot.records() == {}
+
+
+def test_a_numeric_object_write_trace_id_is_refused(api, hubspot):
+    response = api.post(UPSERT, json={"inputs": [contact_input("a") | {"objectWriteTraceId": 7}]})
+    assert response.status_code == 400
+    assert "objectWriteTraceId must be a string" in response.json()["message"]
+
+
+@pytest.mark.parametrize("status", ["CANCELED", "PENDING"])
+def test_a_batch_can_be_answered_canceled_or_pending_writing_nothing(api, hubspot, status):
+    hubspot.answer_batches_with(status)
+    first = api.post(UPSERT, json={"inputs": [contact_input("a")]})
+    assert first.status_code == 200
+    assert first.json()["status"] == status and first.json()["results"] == []
+    assert {"startedAt", "completedAt"} <= first.json().keys()
+    assert hubspot.records() == {}
+    assert api.post(UPSERT, json={"inputs": [contact_input("a")]}).json()["status"] == "COMPLETE"
+
+
+def test_unattributable_errors_name_a_property_not_the_record(api, hubspot):
+    hubspot.attributable_errors = False
+    hubspot.echo_trace_ids = False
+    hubspot.fail_record("b", "Property values were not valid", property_name="tiktok_bio")
+    inputs = [contact_input(k) | {"objectWriteTraceId": k} for k in ("a", "b")]
+    body = api.post(UPSERT, json={"inputs": inputs}).json()
+    assert body["errors"][0]["context"] == {"invalidPropertyName": ["tiktok_bio"]}
+    assert "objectWriteTraceId" not in body["results"][0]
+    assert body["results"][0]["properties"]["tiktok_open_id"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("shape", "keys"),
+    [
+        ("documented", {"message", "correlationId", "category", "policyName", "errorType"}),
+        ("contract", {"message", "correlationId", "category"}),
+    ],
+)
+def test_429_bodies_hold_the_contracts_required_fields(api, hubspot, shape, keys):
+    hubspot.rate_limit_body = shape
+    hubspot.inject("rate_limited")
+    response = api.post(UPSERT, json={"inputs": [contact_input("a")]})
+    assert response.status_code == 429
+    assert set(response.json()) - {"status", "requestId"} == keys
+
+
+def test_an_empty_429_has_no_body(api, hubspot):
+    hubspot.rate_limit_body = "empty"
+    hubspot.inject("daily_limit")
+    response = api.post(UPSERT, json={"inputs": [contact_input("a")]})
+    assert (response.status_code, response.content) == (429, b"")
+    assert response.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "0"
+
+
+def test_batch_archive_removes_records_by_hubspot_id(api, hubspot):
+    results = api.post(UPSERT, json={"inputs": [contact_input("a"), contact_input("b")]}).json()
+    ids = [r["id"] for r in results["results"]]
+    response = api.post(ARCHIVE, json={"inputs": [{"id": ids[0]}, {"id": "999999"}]})
+    assert (response.status_code, response.content) == (204, b"")
+    assert list(hubspot.records()) == [ids[1]]
+    assert list(hubspot.archived["contacts"]) == [ids[0]]
+    assert hubspot.find("contacts", "tiktok_open_id", "a") is None
+
+
+def test_properties_and_groups_are_listed_and_created(api, hubspot):
+    names = {p["name"] for p in api.get(PROPERTIES).json()["results"]}
+    assert {"email", "firstname", "tiktok_open_id"} <= names
+    group = api.post(PROPERTIES + "/groups", json={"name": "tiktok", "label": "TikTok"})
+    assert group.status_code == 201
+    created = api.post(PROPERTIES, json=PROPERTY | {"groupName": "tiktok"})
+    assert created.status_code == 201 and created.json()["groupName"] == "tiktok"
+    again = api.post(PROPERTIES, json=PROPERTY)
+    assert (again.status_code, again.json()["category"]) == (409, "OBJECT_ALREADY_EXISTS")
+    assert "tiktok" in {g["name"] for g in api.get(PROPERTIES + "/groups").json()["results"]}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"groupName": "nowhere"},  # the group must exist first
+        {"type": "string", "fieldType": "number"},  # fieldType must fit the type
+        {"hasUniqueValue": "yes"},
+    ],
+)
+def test_a_bad_property_is_refused_with_400(api, bad):
+    response = api.post(PROPERTIES, json=PROPERTY | {"groupName": "contactinformation"} | bad)
+    assert response.status_code == 400
+
+
+def test_a_new_unique_property_can_be_the_id_property(api, hubspot):
+    api.post(PROPERTIES, json=PROPERTY | {"name": "tiktok_uid", "hasUniqueValue": True})
+    item = {"idProperty": "tiktok_uid", "id": "u1", "properties": {"tiktok_uid": "u1"}}
+    assert api.post(UPSERT, json={"inputs": [item]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("GET", PROPERTIES, "crm.schemas.contacts.read"),
+        ("POST", PROPERTIES, "crm.schemas.contacts.write"),
+        ("POST", UPSERT, "crm.objects.contacts.write"),
+    ],
+)
+def test_a_missing_scope_is_403_naming_it(api, hubspot, method, path, scope):
+    hubspot.scopes = {"crm.objects.contacts.read"}
+    response = api.request(method, path, json={"inputs": []})
+    assert response.status_code == 403
+    body = response.json()
+    assert body["category"] == "MISSING_SCOPES"
+    assert body["errors"][0]["context"]["requiredGranularScopes"] == [scope]

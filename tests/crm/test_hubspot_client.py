@@ -5,14 +5,22 @@ real client over HTTP to the fake on 127.0.0.1; waits go to a recording sleep th
 fake's clock, so nothing sleeps for real.
 """
 
+import json
+
 import httpx
 import pytest
 
 from resources.crm.config import HubSpotSettings
-from resources.crm.errors import ApiLimitExhausted, AuthError, TransientError
+from resources.crm.errors import ApiLimitExhausted, AuthError, ContractViolation, TransientError
 from resources.crm.http import CrmHttp
-from resources.crm.hubspot import HubSpotClient, retry_after_seconds
-from resources.crm.models import AUTH, TRANSIENT, VALIDATION
+from resources.crm.hubspot import (
+    STATUS_ATTEMPTS,
+    STATUS_RETRY_WAIT_S,
+    HubSpotClient,
+    retry_after_seconds,
+)
+from resources.crm.hubspot_errors import DEFAULT_RATE_LIMIT_WAIT_S
+from resources.crm.models import AUTH, TRANSIENT, VALIDATION, Archive
 from tests.crm.fixtures import hubspot_client
 
 KEY = "tiktok_open_id"
@@ -200,3 +208,149 @@ def test_results_that_cannot_be_matched_to_inputs(sleeps, status, accepted, tran
     [result] = mock_client(handler, sleeps).push_batches([contact(1), contact(2)], KEY)
     assert len(result.accepted) == accepted and len(result.rejected) == transient
     assert all(r.error_class == TRANSIENT for r in result.rejected)
+
+
+# --- answers read by the contract (issue 14) ---
+
+
+def test_a_canceled_batch_is_sent_again_and_recorded_only_when_complete(hubspot, sleeps):
+    hubspot.answer_batches_with("CANCELED")
+    client = hubspot_client(hubspot, sleeps)
+    result = push(client, [contact(1), contact(2)])
+    assert result.created == ("open-00001", "open-00002") and not result.rejected
+    assert hubspot.request_count == 2 and sleeps.waits == [STATUS_RETRY_WAIT_S]
+
+
+@pytest.mark.parametrize("status", ["CANCELED", "PENDING", "PROCESSING"])
+def test_a_batch_never_complete_is_rejected_transient_never_pushed(hubspot, sleeps, status):
+    hubspot.answer_batches_with(status, STATUS_ATTEMPTS)
+    result = push(hubspot_client(hubspot, sleeps), [contact(1), contact(2)])
+    assert not result.pushed
+    assert [(r.key, r.error_class) for r in result.rejected] == [
+        ("open-00001", TRANSIENT),
+        ("open-00002", TRANSIENT),
+    ]
+    assert status in result.rejected[0].reason
+    assert hubspot.request_count == STATUS_ATTEMPTS and hubspot.records() == {}
+
+
+def test_an_unattributable_207_is_split_until_each_failure_stands_alone(hubspot, sleeps):
+    hubspot.attributable_errors = False
+    hubspot.echo_trace_ids = False  # only the idProperty value ties a result to its input
+    hubspot.fail_record("open-00002", "Property values were not valid", property_name="tiktok_bio")
+    hubspot.fail_record("open-00005", "Email is invalid", property_name="email")
+    result = push(hubspot_client(hubspot, sleeps), [contact(i) for i in range(8)])
+    assert sorted(result.created) == [f"open-{i:05d}" for i in (0, 1, 3, 4, 6, 7)]
+    reasons = {r.key: r.reason for r in result.rejected}
+    assert set(reasons) == {"open-00002", "open-00005"}
+    assert reasons["open-00002"].startswith("Property values were not valid")
+    assert reasons["open-00005"].startswith("Email is invalid")
+    assert all(r.error_class == VALIDATION for r in result.rejected)
+    assert len(hubspot.records()) == 6
+    # 1 batch, then the two failed inputs in halves of one each.
+    assert [len(r.body["inputs"]) for r in hubspot.requests] == [8, 1, 1]
+
+
+def test_a_single_failed_input_takes_the_unattributed_error_without_a_split(hubspot, sleeps):
+    hubspot.attributable_errors = False
+    hubspot.fail_record("open-00001", "Property values were not valid")
+    result = push(hubspot_client(hubspot, sleeps), [contact(i) for i in range(3)])
+    assert [r.key for r in result.rejected] == ["open-00001"]
+    assert hubspot.request_count == 1
+
+
+def test_context_values_naming_a_failed_input_attribute_without_a_split(hubspot, sleeps):
+    hubspot.fail_record("open-00001", "bad one")
+    hubspot.fail_record("open-00002", "bad two")
+    result = push(hubspot_client(hubspot, sleeps), [contact(i) for i in range(4)])
+    assert {r.key: r.reason for r in result.rejected} == {
+        "open-00001": "bad one",
+        "open-00002": "bad two",
+    }
+    assert hubspot.request_count == 1
+
+
+def test_a_200_with_fewer_results_records_those_and_resends_the_rest_once(sleeps):
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["inputs"]
+        calls.append(len(inputs))
+        first = inputs[0]
+        result = {"id": "9", "properties": {KEY: first["id"]}, "new": True}
+        body = {"status": "COMPLETE", "results": [result], "startedAt": "x", "completedAt": "y"}
+        return httpx.Response(200, json=body)
+
+    [result] = mock_client(handler, sleeps).push_batches([contact(1), contact(2)], KEY)
+    assert result.created == ("open-00001", "open-00002")
+    assert calls == [2, 1]
+
+
+def test_an_answer_without_a_batch_status_is_a_contract_violation(sleeps):
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"results": []})
+
+    with pytest.raises(ContractViolation, match="batch status"):
+        list(mock_client(handler, sleeps).push_batches([contact(1)], KEY))
+
+
+def test_a_contract_shaped_429_waits_for_the_window_and_retries(hubspot, sleeps):
+    hubspot.rate_limit_body = "contract"  # message, correlationId, category only
+    hubspot.inject("rate_limited")
+    client = hubspot_client(hubspot, sleeps)
+    assert push(client, [contact(1)]).created == ("open-00001",)
+    assert sleeps.waits == [10.0]  # X-HubSpot-RateLimit-Interval-Milliseconds
+
+
+@pytest.mark.parametrize("shape", ["contract", "empty"])
+def test_a_daily_429_without_policy_name_is_told_by_the_daily_header(hubspot, sleeps, shape):
+    hubspot.rate_limit_body = shape
+    hubspot.inject("daily_limit")
+    with pytest.raises(ApiLimitExhausted, match="resets at midnight"):
+        push(hubspot_client(hubspot, sleeps), [contact(1)])
+    assert hubspot.request_count == 1 and sleeps.waits == []
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "daily", "wait"),
+    [
+        # Nothing but the status: one whole window and a second, then retried.
+        (None, {}, False, DEFAULT_RATE_LIMIT_WAIT_S),
+        ({"message": "m", "correlationId": "c", "category": "RATE_LIMITS"}, {}, False, 11.0),
+        ({"message": "m", "category": "RATE_LIMITS"}, {"Retry-After": "4"}, False, 4.0),
+        ({"message": "m", "policyName": "DAILY"}, {}, True, None),
+        ({"message": "m", "category": "RATE_LIMITS", "subCategory": "DAILY_LIMIT"}, {}, True, None),
+        ({"message": "m", "policyName": "TEN_SECONDLY_ROLLING"}, {}, False, 11.0),
+    ],
+)
+def test_429_is_read_whatever_the_body_holds(sleeps, body, headers, daily, wait):
+    answers = iter([429, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = next(answers)
+        if status == 429:
+            return httpx.Response(429, json=body, headers=headers)
+        results = [{"id": "1", "properties": {KEY: "open-00001"}, "new": True}]
+        ok = {"status": "COMPLETE", "results": results, "startedAt": "x", "completedAt": "y"}
+        return httpx.Response(200, json=ok)
+
+    client = mock_client(handler, sleeps)
+    if daily:
+        with pytest.raises(ApiLimitExhausted):
+            list(client.push_batches([contact(1)], KEY))
+        return
+    [result] = client.push_batches([contact(1)], KEY)
+    assert result.created == ("open-00001",) and sleeps.waits == [wait]
+
+
+def test_archive_sends_hubspot_ids_in_batches_of_100(hubspot, sleeps):
+    client = hubspot_client(hubspot, sleeps)
+    pushed = push(client, [contact(i) for i in range(150)])
+    archives = [Archive(k, pushed.crm_ids[k], "deleted") for k in pushed.created]
+    archived = list(client.archive_batches([*archives, Archive("lost", None, "gone")], KEY))
+    total = archived[0]
+    for result in archived[1:]:
+        total += result
+    assert len(total.archived) == 150 and hubspot.records() == {}
+    assert [(r.key, r.error_class) for r in total.rejected] == [("lost", VALIDATION)]
+    assert [len(r.body["inputs"]) for r in hubspot.requests[2:]] == [100, 50]
