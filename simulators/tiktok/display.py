@@ -7,10 +7,9 @@ raised as ApiError so the envelope and the `data` key follow the configured vari
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Set
+from collections.abc import Collection
 
 from simulators.tiktok.auth import Grant
-from simulators.tiktok.data import Catalog
 from simulators.tiktok.render import (
     DEFAULT_VIDEO_FIELDS,
     USER_FIELD_SCOPES,
@@ -26,6 +25,7 @@ from simulators.tiktok.responses import (
     rate_limit_exceeded,
 )
 from simulators.tiktok.state import SimState
+from simulators.tiktok.videos import AccountVideos
 
 DEFAULT_MAX_COUNT = 10
 MAX_PAGE_SIZE = 20
@@ -103,37 +103,32 @@ def user_info(state: SimState, request: SimRequest, now: float, fault: str | Non
     return {"user": {name: full[name] for name in fields}}
 
 
-def _page(
-    catalog: Catalog,
-    account: int,
-    cursor: int | None,
-    size: int,
-    deleted: Set[int],
-    fault: str | None,
-) -> Page:
-    start = catalog.start_index(account, cursor)
+def _page(videos: AccountVideos, cursor: int | None, size: int, fault: str | None) -> Page:
+    """Walks positions (posted videos first, then the generated timeline); returns indexes."""
+    start = videos.start(cursor)
     if fault == "duplicate_items":
-        earlier = catalog.rewind(account, start, max(1, size // 2), deleted)
-        indexes, has_more = catalog.collect(account, earlier, size, deleted)
+        earlier = videos.rewind(start, max(1, size // 2))
+        positions, has_more = videos.collect(earlier, size)
         if earlier == start:  # first page: nothing earlier to repeat, so repeat within it
-            indexes += indexes[:1]
+            positions += positions[:1]
     else:
-        indexes, has_more = catalog.collect(account, start, size, deleted)
+        positions, has_more = videos.collect(start, size)
     if fault == "empty_page_has_more":
         bound = 1
         if cursor:
             bound = cursor
-        elif indexes:
-            bound = (catalog.create_time(account, indexes[0]) + 1) * 1000
+        elif positions:
+            bound = (videos.time_at(positions[0]) + 1) * 1000
         # One millisecond earlier skips no video: create_times are whole seconds.
         return (), max(bound - 1, 0), True
-    if fault == "short_page" and len(indexes) > 1:
-        indexes, has_more = indexes[: len(indexes) // 2], True
-    if not indexes:
+    if fault == "short_page" and len(positions) > 1:
+        positions, has_more = positions[: len(positions) // 2], True
+    if not positions:
         return (), 0, False
+    indexes = tuple(videos.index_at(position) for position in positions)
     if fault == "cursor_loop":
         return indexes, cursor or 0, True
-    return indexes, catalog.create_time(account, max(indexes)) * 1000, has_more
+    return indexes, videos.time_at(max(positions)) * 1000, has_more
 
 
 def video_list(state: SimState, request: SimRequest, now: float, fault: str | None) -> object:
@@ -152,13 +147,15 @@ def video_list(state: SimState, request: SimRequest, now: float, fault: str | No
         raise invalid_params("cursor must not be negative.")
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise invalid_params(f"max_count must be between 1 and {MAX_PAGE_SIZE}.")
-    catalog, deleted = state.catalog, state.deleted(grant.account)
+    videos = state.videos(grant.account)
     # cursor 0 or absent means "from the newest", as clients send 0 on the first page.
-    indexes, next_cursor, has_more = _page(catalog, grant.account, cursor, size, deleted, fault)
+    indexes, next_cursor, has_more = _page(videos, cursor, size, fault)
+    catalog, changes = videos.catalog, videos.changes
     account = catalog.accounts[grant.account]
     return {
         "videos": [
-            video_object(catalog, account, i, now, grant.client_key, fields) for i in indexes
+            video_object(catalog, account, i, now, grant.client_key, fields, changes)
+            for i in indexes
         ],
         "cursor": next_cursor,
         "has_more": has_more,
@@ -178,12 +175,15 @@ def video_query(state: SimState, request: SimRequest, now: float, fault: str | N
         raise invalid_params("filters.video_ids is required.")
     if len(video_ids) > MAX_QUERY_IDS:
         raise invalid_params(f"At most {MAX_QUERY_IDS} video_ids are allowed.")
-    catalog, deleted = state.catalog, state.deleted(grant.account)
+    videos = state.videos(grant.account)
+    catalog, changes = videos.catalog, videos.changes
     account = catalog.accounts[grant.account]
-    videos = []
+    found = []
     for video_id in dict.fromkeys(str(v) for v in video_ids if isinstance(v, str | int)):
-        found = catalog.decode_video_id(video_id)
+        index = videos.decode(video_id)
         # Foreign, unknown and deleted ids are silently left out, as TikTok does (200 ok).
-        if found is not None and found[0] == grant.account and found[1] not in deleted:
-            videos.append(video_object(catalog, account, found[1], now, grant.client_key, fields))
-    return {"videos": videos, "cursor": 0, "has_more": False}
+        if index is not None and videos.visible(index):
+            found.append(
+                video_object(catalog, account, index, now, grant.client_key, fields, changes)
+            )
+    return {"videos": found, "cursor": 0, "has_more": False}

@@ -10,8 +10,9 @@ import html
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from simulators.tiktok.data import Catalog, SimAccount, days_since_anchor
-from simulators.tiktok.text import caption, seeded_hex, seeded_int
+from simulators.tiktok.data import DAY_SECONDS, Catalog, SimAccount, days_since_anchor
+from simulators.tiktok.text import seeded_hex, seeded_int
+from simulators.tiktok.videos import NO_CHANGES, AccountVideos, Changes
 
 USER_FIELD_SCOPES: Mapping[str, str] = {
     "open_id": "user.info.basic",
@@ -103,12 +104,21 @@ def user_object(account: SimAccount, video_count: int, now: float, seed: int) ->
     }
 
 
-def _metrics(seed: int, account: int, index: int, now: float) -> dict[str, int]:
+def _metrics(
+    seed: int, account: int, index: int, now: float, posted_at: int | None = None
+) -> dict[str, int]:
     roll = seeded_int(seed, "views", account, index)
-    base_views = 100 + roll % 400_000
-    if roll % 37 == 0:  # the occasional viral video
-        base_views *= 25
-    views = base_views + (base_views // 150 + 1) * days_since_anchor(now)
+    if posted_at is None:  # generated: it predates the anchor and grows per day since then
+        base_views = 100 + roll % 400_000
+        if roll % 37 == 0:  # the occasional viral video
+            base_views *= 25
+        views = base_views + (base_views // 150 + 1) * days_since_anchor(now)
+    else:  # posted later: a first day's views, then a tenth of that per whole day since posting
+        first_day = 50 + roll % 20_000
+        if roll % 37 == 0:
+            first_day *= 25
+        days = max(0, int(now - posted_at) // DAY_SECONDS)
+        views = first_day + (first_day // 10 + 1) * days
     likes = views * (2 + roll % 11) // 100
     return {
         "like_count": likes,
@@ -125,17 +135,21 @@ def video_object(
     now: float,
     client_key: str,
     fields: tuple[str, ...] = VIDEO_FIELDS,
+    changes: Changes = NO_CHANGES,
 ) -> dict[str, object]:
-    """The requested video fields, in request order; only the groups asked for are computed."""
+    """The requested video fields, in request order; only the groups asked for are computed.
+
+    `changes` are the account's posts and caption edits (`SimState.videos`); without them only
+    generated videos exist, with their generated captions.
+    """
     seed, wanted = catalog.seed, frozenset(fields)
-    video_id = catalog.video_id(account.index, index)
-    video: dict[str, object] = {
-        "id": video_id,
-        "create_time": catalog.create_time(account.index, index),
-    }
+    videos = AccountVideos(catalog, account.index, changes)
+    video_id = videos.video_id(index)
+    create_time = videos.create_time(index)
+    video: dict[str, object] = {"id": video_id, "create_time": create_time}
     watch = f"https://www.tiktok.com/@{account.username}/video/{video_id}"
     if wanted & CAPTION_FIELDS:
-        title, description = caption(seed, account.index, index)
+        title, description = videos.caption(index)
         video.update(title=title, video_description=description)
         video["embed_html"] = _embed_html(account.username, video_id, watch, title)
     if wanted & LINK_FIELDS:
@@ -152,7 +166,8 @@ def video_object(
         width, height = DIMENSIONS[roll % len(DIMENSIONS)]
         video.update(duration=5 + roll % 176, height=height, width=width, is_aigc=roll % 11 == 0)
     if wanted & METRIC_FIELDS:
-        video.update(_metrics(seed, account.index, index, now))
+        posted_at = create_time if videos.is_posted(index) else None
+        video.update(_metrics(seed, account.index, index, now, posted_at))
     return {name: video[name] for name in fields}
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from simulators.background import ServedInBackground
 from simulators.tiktok.app import SimulatorApp
+from simulators.tiktok.churn import DayChanges, advance_days
 from simulators.tiktok.config import DEMO_CLIENT_KEY, SimulatorConfig
 from simulators.tiktok.data import SimAccount
 from simulators.tiktok.faults import AimedFaultQueue, check_fault
@@ -58,11 +59,16 @@ class TikTokSimulator(ServedInBackground):
 
     @property
     def clock(self) -> Callable[[], float]:
+        """The configured clock; `now()` is the simulator's time (it adds advance_days' offset)."""
         return self._state.config.clock
 
     @property
     def accounts(self) -> tuple[SimAccount, ...]:
         return self._state.accounts()
+
+    def now(self) -> float:
+        """The simulator's now: its clock plus the days advance_days added to a real-time clock."""
+        return self._state.now()
 
     def authorize(
         self,
@@ -130,10 +136,48 @@ class TikTokSimulator(ServedInBackground):
     def delete_video(self, account: int | str, video_id: str) -> None:
         """The creator deletes the video (or makes it private): gone from list, query and counts."""
         index = self._state.catalog.resolve(account)
-        found = self._state.catalog.decode_video_id(video_id)
-        if found is None or found[0] != index:
+        with self._state.lock:
+            self._state.delete_video(index, self._video_index(account, index, video_id))
+
+    def post_video(self, account: int | str, create_time: int | None = None) -> str:
+        """The creator posts a video, the newest of the account; returns its 19-digit id.
+
+        `create_time` (whole seconds, default the simulator's now) must be <= now and later than
+        every video of the account, deleted ones included. Its metrics start at a first day's
+        views and grow per whole day since the post.
+        """
+        index = self._state.catalog.resolve(account)
+        now = self._state.now()
+        when = int(now) if create_time is None else create_time
+        if isinstance(when, bool) or not isinstance(when, int):
+            raise ValueError(f"create_time must be whole seconds, not {create_time!r}")
+        if when > now:
+            raise ValueError(f"create_time {when} is later than the simulator's now ({now:.0f})")
+        return self._state.post_video(index, when)
+
+    def edit_caption(self, account: int | str, video_id: str, text: str) -> None:
+        """The creator rewrites a visible video's caption: title, video_description and
+        embed_html show `text` (cut to TikTok's 150 characters) in list and query answers."""
+        if not isinstance(text, str):
+            raise ValueError(f"a caption is text, not {type(text).__name__}")
+        index = self._state.catalog.resolve(account)
+        with self._state.lock:
+            video = self._video_index(account, index, video_id)
+            if not self._state.videos(index).visible(video):
+                raise ValueError(f"video {video_id!r} was deleted")
+            self._state.edit_caption(index, video, text)
+
+    def advance_days(self, days: int = 1, churn: bool = True) -> DayChanges:
+        """Move the simulator's now `days` whole days (a ManualClock advances; any other clock,
+        such as time.time, gets an offset in the simulator) and, with `churn`, let each account
+        with videos post, edit and delete for each day (see simulators.tiktok.churn)."""
+        return advance_days(self._state, days, churn)
+
+    def _video_index(self, account: int | str, index: int, video_id: str) -> int:
+        found = self._state.videos(index).decode(video_id)
+        if found is None:
             raise ValueError(f"video {video_id!r} does not belong to account {account!r}")
-        self._state.delete_video(index, found[1])
+        return found
 
     def video_ids(self, account: int | str, start: int = 0, stop: int | None = None) -> list[str]:
         """Ids of generated videos by index, newest first (deleted ones included)."""

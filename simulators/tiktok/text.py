@@ -105,3 +105,11 @@ def caption(seed: int, account: int, index: int) -> tuple[str, str]:
     if index % 9 == 4:
         description = f"{description} {' '.join(TITLES)}"
     return clip(title), clip(description)
+
+
+def edited_caption(seed: int, account: int, index: int, day: int) -> str:
+    """The caption a creator rewrites on churn day `day` (advance_days): new text, same scripts."""
+    rolls = seeded_rolls(seed, "edit", account, index, day, count=3)
+    title = TITLES[rolls[0] % len(TITLES)]
+    tags = f"{HASHTAGS[rolls[1] % len(HASHTAGS)]} {HASHTAGS[rolls[2] % len(HASHTAGS)]}"
+    return clip(f"{title} (edited, day {day}) {tags}")
