@@ -73,6 +73,23 @@ def test_posted_videos_are_listed_first_and_queryable(harness: Harness) -> None:
     assert found[first]["video_description"] and found[first]["view_count"] > 0
 
 
+def test_pagination_faults_walk_through_posted_videos_too(harness: Harness) -> None:
+    token = harness.access_token()
+    now = int(harness.clock())
+    posted = [harness.sim.post_video(0, now - 30 + second) for second in range(3)]
+    first = harness.video_list(token, {"max_count": 2}).json()["data"]
+    assert ids_of(first["videos"]) == posted[:0:-1]
+    harness.sim.inject("video_list", "duplicate_items")
+    second = harness.video_list(token, {"max_count": 2, "cursor": first["cursor"]}).json()["data"]
+    assert ids_of(second["videos"]) == [posted[1], posted[0]]  # half a page back: one repeat
+    harness.sim.inject("video_list", "empty_page_has_more")
+    empty = harness.video_list(token, {"max_count": 2}).json()["data"]
+    # One millisecond below the newest post's second: the next page starts with that post.
+    assert empty["videos"] == [] and empty["cursor"] == (int(posted[2]) >> 32) * 1000 + 999
+    resumed = harness.video_list(token, {"max_count": 1, "cursor": empty["cursor"]}).json()
+    assert ids_of(resumed["data"]["videos"]) == [posted[2]]
+
+
 def test_posting_keeps_create_time_newest_and_not_in_the_future(harness: Harness) -> None:
     now = int(harness.clock())
     with pytest.raises(ValueError, match="later than the simulator's now"):
@@ -218,8 +235,11 @@ def test_a_clock_that_cannot_move_gets_an_offset(
     assert harness.user_info(token, "open_id").status_code == 401
     fresh = harness.refresh(str(login["refresh_token"])).json()
     assert fresh["expires_in"] == 86_400
-    after = harness.user_info(fresh["access_token"], "follower_count,avatar_url").json()["data"]
+    fields = "follower_count,likes_count,avatar_url"
+    after = harness.user_info(fresh["access_token"], fields).json()["data"]
     assert after["user"]["follower_count"] == before["user"]["follower_count"] + growth
+    likes_growth = harness.sim.accounts[0].likes_daily_growth
+    assert after["user"]["likes_count"] == before["user"]["likes_count"] + likes_growth
     assert avatar_expiry(after) - avatar_expiry(before) == DAY_SECONDS
 
 
