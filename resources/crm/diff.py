@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from resources.crm.models import Record
+from resources.crm.models import Archive, Record
 from transforms import Mapping as FieldMapping
 
 # Source fields holding the pipeline's load time: they change on every run, not the content.
@@ -50,6 +50,8 @@ class PushPlan:
     unchanged: int
     held: int  # refused for their content before, content unchanged: not sent again
     hashes: Mapping[str, str]  # record key -> content hash, for every planned record
+    archives: tuple[Archive, ...] = ()  # CRM records to archive (mapping's on_delete: archive)
+    flagged: int = 0  # of the updates: a purged connection's records marked deleted
 
     @property
     def to_send(self) -> tuple[Record, ...]:

@@ -6,6 +6,11 @@ A 200 carries one UpsertResult per record, in order (`success`, `created`, `erro
 partial failure is a 200, never a 207. Whole-request errors are JSON arrays of
 `{message, errorCode, fields}`; 403 `REQUEST_LIMIT_EXCEEDED` (the org's rolling 24 h allocation)
 stops the push. `Sforce-Limit-Info: api-usage=used/limit` is reported as metadata.
+
+Archiving deletes: `DELETE .../composite/sobjects?ids=...&allOrNone=false` (at most 200 ids, one
+DeleteResult per id) for records whose Salesforce id the push state kept, and
+`DELETE .../sobjects/{SObject}/{ExternalIdField}/{value}` (204) for the others. A record already
+deleted (ENTITY_IS_DELETED, or 404 by external id) counts as archived.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -28,10 +34,19 @@ from resources.crm.errors import (
     TransientError,
 )
 from resources.crm.http import CrmHttp
-from resources.crm.models import AUTH, TRANSIENT, VALIDATION, BatchResult, Record, Rejection
+from resources.crm.models import (
+    AUTH,
+    TRANSIENT,
+    VALIDATION,
+    Archive,
+    BatchResult,
+    Record,
+    Rejection,
+)
 
 MAX_BATCH = 200
 LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
+ALREADY_DELETED = "ENTITY_IS_DELETED"
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 # Per-record status codes worth sending again on the next run; everything else is the content.
 _TRANSIENT_CODES = frozenset(
@@ -130,6 +145,27 @@ class SalesforceClient:
         response = self.http.send("PATCH", url, json=body, headers=headers, classify=self._classify)
         return _parse_results(response, [str(record[key]) for record in batch])
 
+    def archive_batches(self, archives: Sequence[Archive], key: str) -> Iterator[BatchResult]:
+        """Delete records: by Salesforce id, 200 per request, else one by one by external id."""
+        headers = {"Authorization": f"Bearer {self._settings.access_token}"}
+        known = [a for a in archives if a.crm_id]
+        for start in range(0, len(known), self.batch_size):
+            chunk = known[start : start + self.batch_size]
+            ids = ",".join(str(a.crm_id) for a in chunk)
+            url = f"{self._base}/composite/sobjects?ids={ids}&allOrNone=false"
+            response = self.http.send("DELETE", url, headers=headers, classify=self._classify)
+            yield _parse_deletes(response, chunk)
+        for archive in (a for a in archives if not a.crm_id):
+            value = quote(archive.key, safe="")
+            url = f"{self._base}/sobjects/{self._sobject}/{key}/{value}"
+            self.http.send("DELETE", url, headers=headers, classify=self._classify_single_delete)
+            yield BatchResult(archived=(archive.key,))
+
+    def _classify_single_delete(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code in (204, 404):
+            return response  # 404: no record has this external id any more
+        return self._classify(response)
+
     def _classify(self, response: httpx.Response) -> httpx.Response:
         usage = _USAGE.search(response.headers.get("sforce-limit-info", ""))
         if usage:
@@ -203,3 +239,27 @@ def _parse_results(response: httpx.Response, keys: list[str]) -> BatchResult:
     return BatchResult(
         created=tuple(created), updated=tuple(updated), rejected=tuple(rejected), crm_ids=crm_ids
     )
+
+
+def _parse_deletes(response: httpx.Response, chunk: list[Archive]) -> BatchResult:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, list) or len(body) != len(chunk):
+        raise ContractViolation(
+            f"Salesforce answered 200 without one result per id ({len(chunk)} sent)",
+            service=SALESFORCE,
+            status=response.status_code,
+        )
+    archived, rejected = [], []
+    for archive, result in zip(chunk, body, strict=True):
+        errors = [e for e in (result or {}).get("errors") or [] if isinstance(e, dict)]
+        codes = {str(e.get("statusCode") or e.get("errorCode")) for e in errors}
+        if (isinstance(result, dict) and result.get("success") is True) or codes == {
+            ALREADY_DELETED
+        }:
+            archived.append(archive.key)
+            continue
+        rejected.append(Rejection(archive.key, _record_reason(errors), _record_class(errors)))
+    return BatchResult(archived=tuple(archived), rejected=tuple(rejected))

@@ -6,6 +6,12 @@ as transient or auth, or never sent because a push stopped, is sent again by the
 `crm_rejections` keeps every refused record with its reason, class and content, until it is
 pushed: a validation rejection is held back until its content changes (or a forced push).
 Tables are created idempotently; each batch is saved in one transaction as soon as it is back.
+
+A record refused as transient is not retried forever: once it has been refused
+`MAX_TRANSIENT_ATTEMPTS` times it becomes a validation rejection ("gave up after N attempts: ..."),
+held until its content changes. Records a stopped push never sent do not count as attempts.
+An archived record keeps its row with the content hash `archived`, and each archive also writes
+one `crm_archived` row to the connection audit trail, in the same transaction.
 """
 
 from __future__ import annotations
@@ -33,9 +39,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from resources.crm.models import VALIDATION, BatchResult, Record, Rejection
+from resources import audit
+from resources.crm.models import TRANSIENT, VALIDATION, Archive, BatchResult, Record, Rejection
 
 KEY_CHUNK = 500  # keys per IN (...) query, well under SQLite's bound-parameter limit
+ARCHIVED_HASH = "archived"  # content hash of a record archived in the CRM
+MAX_TRANSIENT_ATTEMPTS = 5
+ARCHIVED_EVENT = "crm_archived"  # audit event, one per archived record
+ARCHIVE_COMMAND = "crm push"
 
 metadata = MetaData()
 push_state = Table(
@@ -101,11 +112,84 @@ def _json(record: Mapping[str, Any]) -> str:
 
 class PushStateStore:
     def __init__(
-        self, engine: Engine, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        engine: Engine,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_transient_attempts: int = MAX_TRANSIENT_ATTEMPTS,
     ) -> None:
         self.engine = engine
         self._now = now
+        self.max_transient_attempts = max_transient_attempts
         metadata.create_all(engine)
+        audit.metadata.create_all(engine)
+
+    def crm_ids(self, mapping: str, keys: Iterable[str]) -> dict[str, str]:
+        """The CRM's own id of each pushed record that has one."""
+        found: dict[str, str] = {}
+        with self.engine.connect() as db:
+            for chunk in _chunks(keys):
+                query = select(push_state.c.record_key, push_state.c.crm_id).where(
+                    push_state.c.mapping == mapping,
+                    push_state.c.record_key.in_(chunk),
+                    push_state.c.crm_id.is_not(None),
+                )
+                found.update((row.record_key, row.crm_id) for row in db.execute(query))
+        return found
+
+    def pushed_keys(self, mapping: str, connection: str) -> dict[str, str]:
+        """key -> hash of every record this connection last pushed through `mapping`."""
+        query = select(push_state.c.record_key, push_state.c.content_hash).where(
+            push_state.c.mapping == mapping, push_state.c.connection_name == connection
+        )
+        with self.engine.connect() as db:
+            return {row.record_key: row.content_hash for row in db.execute(query)}
+
+    def mark_archived(
+        self, target: Target, keys: Iterable[str], archives: Iterable[Archive]
+    ) -> None:
+        """Record archives in the push state and the audit trail, in one transaction."""
+        done = set(keys)
+        chosen = [a for a in archives if a.key in done]
+        if not chosen:
+            return
+        now = self._now()
+        rows = [
+            {
+                "mapping": target.mapping,
+                "record_key": a.key,
+                "target_kind": target.kind,
+                "target_object": target.object,
+                "connection_name": target.connection,
+                "content_hash": ARCHIVED_HASH,
+                "crm_id": a.crm_id,
+                "pushed_at": now,
+            }
+            for a in chosen
+        ]
+        events = [
+            {
+                "connection_name": target.connection,
+                "event": ARCHIVED_EVENT,
+                "detail": f"{target.mapping}: {target.kind} {target.object} {a.key} "
+                f"(crm id {a.crm_id or 'unknown'}) archived: {a.reason}",
+                "warehouse_table": None,
+                "rows_removed": None,
+                "command": ARCHIVE_COMMAND,
+                "at": now.timestamp(),
+            }
+            for a in chosen
+        ]
+        with self.engine.begin() as db:
+            _upsert(
+                db, push_state, rows, ["content_hash", "crm_id", "pushed_at", "connection_name"]
+            )
+            for chunk in _chunks(a.key for a in chosen):
+                db.execute(
+                    delete(rejections).where(
+                        rejections.c.mapping == target.mapping, rejections.c.record_key.in_(chunk)
+                    )
+                )
+            db.execute(audit.audit_table.insert(), events)
 
     def pushed_hashes(self, mapping: str, keys: Iterable[str]) -> dict[str, str]:
         return self._hashes(push_state, mapping, keys)
@@ -169,9 +253,12 @@ class PushStateStore:
         refused: Iterable[Rejection],
         hashes: Mapping[str, str],
         records: Mapping[str, Record],
+        *,
+        count_attempt: bool = True,
     ) -> None:
+        """Keep refused records; `count_attempt=False` for records that were never sent."""
         with self.engine.begin() as db:
-            self._reject(db, target, refused, hashes, records, self._now())
+            self._reject(db, target, refused, hashes, records, self._now(), count_attempt)
 
     def _reject(
         self,
@@ -181,7 +268,11 @@ class PushStateStore:
         hashes: Mapping[str, str],
         records: Mapping[str, Record],
         now: datetime,
+        count_attempt: bool = True,
     ) -> None:
+        refused = list(refused)
+        if count_attempt:
+            refused = self._give_up(db, target, refused)
         rows = [
             {
                 "mapping": target.mapping,
@@ -193,7 +284,7 @@ class PushStateStore:
                 "reason": rejection.reason,
                 "content_hash": hashes.get(rejection.key, ""),
                 "record": _json(records.get(rejection.key, {})),
-                "attempts": 1,
+                "attempts": 1 if count_attempt else 0,
                 "first_rejected_at": now,
                 "last_rejected_at": now,
             }
@@ -209,7 +300,31 @@ class PushStateStore:
                 "last_rejected_at",
                 "target_object",
             ]
-            _upsert(db, rejections, rows, changing, increment="attempts")
+            _upsert(db, rejections, rows, changing, increment="attempts" if count_attempt else None)
+
+    def _give_up(self, db: Connection, target: Target, refused: list[Rejection]) -> list[Rejection]:
+        """Transient rejections at their last attempt become validation ones, held back."""
+        transient = [r.key for r in refused if r.error_class == TRANSIENT]
+        if not transient:
+            return refused
+        attempts: dict[str, int] = {}
+        for chunk in _chunks(transient):
+            query = select(rejections.c.record_key, rejections.c.attempts).where(
+                rejections.c.mapping == target.mapping, rejections.c.record_key.in_(chunk)
+            )
+            attempts.update((row.record_key, row.attempts) for row in db.execute(query))
+        limit = self.max_transient_attempts
+        return [
+            Rejection(
+                r.key,
+                f"gave up after {limit} attempts (push again with force_full_push, or change "
+                f"the record, to retry): {r.reason}",
+                VALIDATION,
+            )
+            if r.error_class == TRANSIENT and attempts.get(r.key, 0) + 1 >= limit
+            else r
+            for r in refused
+        ]
 
     def rejections(
         self, mapping: str | None = None, connection: str | None = None

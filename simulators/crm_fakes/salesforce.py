@@ -8,6 +8,12 @@
 - Errors of the request are JSON arrays of `{message, errorCode, fields}`: 401
   INVALID_SESSION_ID, 403 REQUEST_LIMIT_EXCEEDED once `api_limit` calls were made (or injected),
   404 NOT_FOUND, 400 for a malformed body.
+- `DELETE /services/data/vXX.X/composite/sobjects?ids=...&allOrNone=false`: at most 200 ids, one
+  DeleteResult `{id, success, errors[]}` per id in order (ENTITY_IS_DELETED for an unknown id);
+  `DELETE .../sobjects/{SObject}/{ExternalIdField}/{value}`: 204, or 404 when nothing matches.
+- `GET /services/data/vXX.X/sobjects/{SObject}/describe`: the sObject's fields with `name`,
+  `type`, `externalId`, `unique`, `nillable`, `createable`, `updateable`, `length`.
+- A PATCH whose body is not `application/json` is 415; `allOrNone` must be a boolean.
 - Every answer carries `Sforce-Limit-Info: api-usage=used/limit`.
 
 `plant_duplicate` makes an external id match two records: the collection answers a per-record
@@ -29,6 +35,12 @@ MIN_VERSION = 46.0
 DEFAULT_TOKEN = "fake-salesforce-token"
 _COLLECTION = re.compile(r"^/services/data/v(\d+\.\d)/composite/sobjects/(\w+)/(\w+)$")
 _SINGLE = re.compile(r"^/services/data/v(\d+\.\d)/sobjects/(\w+)/(\w+)/([^/]+)$")
+_DESCRIBE = re.compile(r"^/services/data/v(\d+\.\d)/sobjects/(\w+)/describe$")
+_DELETE_IDS = re.compile(r"^/services/data/v(\d+\.\d)/composite/sobjects$")
+# Standard Contact fields every org has (a few of them; describe lists these and the custom ones).
+STANDARD_FIELDS = {
+    "Contact": {"Id": "id", "FirstName": "string", "LastName": "string", "Email": "email"},
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,30 @@ class SObjectSpec:
 
     external_ids: frozenset[str]
     required: frozenset[str] = frozenset()
+    # Custom fields that are not external ids: name -> describe type (string, double, ...).
+    fields: tuple[tuple[str, str], ...] = ()
+    # External ids not also marked Unique (upserting by them needs "View All Data").
+    not_unique: frozenset[str] = frozenset()
+
+    def describe_fields(self, sobject: str) -> list[dict[str, Any]]:
+        types = dict(STANDARD_FIELDS.get(sobject, {"Id": "id"}))
+        types |= dict.fromkeys(self.required, "string") | dict(self.fields)
+        types |= dict.fromkeys(self.external_ids, "string")
+        return [
+            {
+                "name": name,
+                "label": name.removesuffix("__c").replace("_", " "),
+                "type": type_name,
+                "externalId": name in self.external_ids,
+                "unique": name in self.external_ids and name not in self.not_unique,
+                "nillable": name not in self.required and name != "Id",
+                "createable": name != "Id",
+                "updateable": name != "Id",
+                "custom": name.endswith("__c"),
+                "length": 255 if type_name == "string" else 0,
+            }
+            for name, type_name in sorted(types.items())
+        ]
 
 
 def _errors(status: int, code: str, message: str, fields: list[str] | None = None) -> Reply:
@@ -67,6 +103,7 @@ class FakeSalesforce(CrmFake):
         self.api_used = 0
         self.duplicates_as_300 = duplicates_as_300
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.deleted: dict[str, dict[str, dict[str, Any]]] = {}
         self._failures: dict[str, tuple[str, str, list[str]]] = {}
         self._next_id = 1
 
@@ -118,14 +155,30 @@ class FakeSalesforce(CrmFake):
             return _errors(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
         if fault == "service_unavailable":
             return _errors(503, "SERVER_UNAVAILABLE", "Service temporarily unavailable.")
+        describe = _DESCRIBE.match(request.path)
+        if describe and request.method == "GET":
+            return self._describe(describe[2])
+        delete_ids = _DELETE_IDS.match(request.path)
+        if delete_ids and request.method == "DELETE":
+            return self._delete_ids(request)
         collection, single = _COLLECTION.match(request.path), _SINGLE.match(request.path)
         route = collection or single
-        if request.method != "PATCH" or route is None or float(route[1]) < MIN_VERSION:
+        allowed = ("PATCH", "DELETE") if single else ("PATCH",)
+        if request.method not in allowed or route is None or float(route[1]) < MIN_VERSION:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
         sobject, id_field = route[2], route[3]
         spec = self.sobjects.get(sobject)
         if spec is None or id_field not in spec.external_ids:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+        if request.method == "DELETE":
+            return self._delete_one(sobject, id_field, unquote(route[4]))
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            return _errors(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                f"Content type '{media_type}' is not supported; send application/json",
+            )
         body = parse_json(request.body)
         if collection:
             return self._collection(route[1], sobject, id_field, body)
@@ -135,6 +188,8 @@ class FakeSalesforce(CrmFake):
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
             return _errors(400, "JSON_PARSER_ERROR", "The request body needs a records array")
         records = body["records"]
+        if not isinstance(body.get("allOrNone", False), bool):
+            return _errors(400, "JSON_PARSER_ERROR", "allOrNone must be true or false")
         if len(records) > MAX_RECORDS:
             return _errors(
                 400,
@@ -168,7 +223,9 @@ class FakeSalesforce(CrmFake):
         results = []
         for record, problem in zip(records, outcomes, strict=True):
             if problem is not None:
-                results.append({"id": None, "success": False, "errors": [problem]})
+                results.append(
+                    {"id": None, "success": False, "errors": [problem], "created": False}
+                )
                 continue
             record_id, created = self._write(sobject, id_field, record)
             results.append({"id": record_id, "success": True, "errors": [], "created": created})
@@ -189,6 +246,51 @@ class FakeSalesforce(CrmFake):
         record_id, created = self._write(sobject, id_field, record)
         payload = {"id": record_id, "errors": [], "success": True, "created": created}
         return json_reply(201 if created else 200, payload)
+
+    def _describe(self, sobject: str) -> Reply:
+        spec = self.sobjects.get(sobject)
+        if spec is None:
+            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+        body = {
+            "name": sobject,
+            "label": sobject,
+            "custom": sobject.endswith("__c"),
+            "createable": True,
+            "updateable": True,
+            "deletable": True,
+            "fields": spec.describe_fields(sobject),
+        }
+        return json_reply(200, body)
+
+    def _delete_ids(self, request: SimRequest) -> Reply:
+        ids = [i for i in request.query.get("ids", "").split(",") if i]
+        if not ids:
+            return _errors(400, "MALFORMED_QUERY", "ids is required")
+        if len(ids) > MAX_RECORDS:
+            return _errors(400, "EXCEEDED_ID_LIMIT", f"at most {MAX_RECORDS} ids per request")
+        results = []
+        for record_id in ids:
+            owner = next((o for o, stored in self._records.items() if record_id in stored), None)
+            if owner is None:
+                error = {
+                    "statusCode": "ENTITY_IS_DELETED",
+                    "message": "entity is deleted",
+                    "fields": [],
+                }
+                results.append({"id": record_id, "success": False, "errors": [error]})
+                continue
+            self.deleted.setdefault(owner, {})[record_id] = self._records[owner].pop(record_id)
+            results.append({"id": record_id, "success": True, "errors": []})
+        return json_reply(200, results)
+
+    def _delete_one(self, sobject: str, id_field: str, value: str) -> Reply:
+        matches = self.matching(sobject, id_field, value)
+        if not matches:
+            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+        if len(matches) > 1:
+            return json_reply(300, [f"/sobjects/{sobject}/{i}" for i in matches])
+        self.deleted.setdefault(sobject, {})[matches[0]] = self._records[sobject].pop(matches[0])
+        return Reply(204, b"", None)
 
     def _check(self, sobject: str, id_field: str, record: dict[str, Any]) -> dict | None:
         def problem(code: str, message: str, fields: list[str] | None = None) -> dict:
