@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from resources.tiktok.client import (
     CONNECT_TIMEOUT_S,
     DEFAULT_BASE_URL,
     MAX_ATTEMPTS,
+    RATE_LIMIT_PATIENCE_S,
     REQUEST_TIMEOUT_S,
     TikTokClient,
 )
@@ -89,8 +91,13 @@ class TikTokResource(dg.ConfigurableResource):
     Every client of every run takes its requests from one shared per-endpoint budget. Unset budget
     fields are read from the environment at run time: TIKTOK_RATE_LIMIT_URL (sqlite:///...,
     redis://... or postgresql://...; default a SQLite file in the data folder), TIKTOK_RATE_LIMITS
-    (`user_info=600,video_list=600,video_query=600` per minute) and TIKTOK_RATE_LIMIT_SCOPE (`app`,
-    the safe default, or `connection` if TikTok counts per user token).
+    (`user_info=600,video_list=600,video_query=600` per minute; a ceiling: the budget lowers an
+    endpoint's rate by itself when TikTok answers 429), TIKTOK_RATE_LIMIT_SCOPE (`app`, the safe
+    default, or `connection` if TikTok counts per user token) and TIKTOK_RATE_LIMIT_PATIENCE_S (how
+    long TikTok may keep refusing one request before the run fails; default 300).
+
+    Thread-safe: the threads of one process share one budget and one connection pool, and each
+    gets its own client (`client()` per connection).
     """
 
     api_base_url: str = DEFAULT_BASE_URL
@@ -102,9 +109,11 @@ class TikTokResource(dg.ConfigurableResource):
     rate_limit_url: str | None = None
     rate_limits: str | None = None
     rate_limit_scope: str | None = None
+    rate_limit_patience_s: float | None = None
     breaker_threshold: int = BREAKER_THRESHOLD
     breaker_cooldown_s: float = BREAKER_COOLDOWN_S
     _budget: RequestBudget | None = PrivateAttr(default=None)
+    _open_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     # One connection pool per process for the API and one for OAuth, shared by every client of a
     # run: building an httpx.Client (its TLS context) costs more than a whole simulated request.
     _http: httpx.Client | None = PrivateAttr(default=None)
@@ -146,6 +155,10 @@ class TikTokResource(dg.ConfigurableResource):
         )
 
     def _api_http(self) -> httpx.Client:
+        with self._open_lock:
+            return self._open_api_http()
+
+    def _open_api_http(self) -> httpx.Client:
         if self._http is None:
             timeout = httpx.Timeout(
                 self.request_timeout_s, connect=min(CONNECT_TIMEOUT_S, self.request_timeout_s)
@@ -160,7 +173,11 @@ class TikTokResource(dg.ConfigurableResource):
         self._http = self._oauth_http = None
 
     def budget(self) -> RequestBudget:
-        """The shared request budget (opened once per process)."""
+        """The shared request budget (opened once per process, whichever thread asks first)."""
+        with self._open_lock:
+            return self._open_budget()
+
+    def _open_budget(self) -> RequestBudget:
         if self._budget is None:
             url = (
                 self.rate_limit_url
@@ -180,6 +197,24 @@ class TikTokResource(dg.ConfigurableResource):
             )
         return connection.app if scope == "app" else f"{connection.app}.{connection.name}"
 
+    def patience_s(self) -> float:
+        """How long TikTok may keep refusing one request (429) before the run fails."""
+        if self.rate_limit_patience_s is not None:
+            return self.rate_limit_patience_s
+        raw = os.environ.get("TIKTOK_RATE_LIMIT_PATIENCE_S")
+        if raw is None or not raw.strip():
+            return RATE_LIMIT_PATIENCE_S
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if value < 0:
+            raise BudgetConfigError(
+                f"TIKTOK_RATE_LIMIT_PATIENCE_S must be a number of seconds >= 0 (default "
+                f"{RATE_LIMIT_PATIENCE_S:.0f}), not {raw!r}"
+            )
+        return value
+
     @contextmanager
     def client(self, connection: Connection, store: ConnectionStore) -> Iterator[TikTokClient]:
         self.check_connection(connection)
@@ -192,6 +227,7 @@ class TikTokResource(dg.ConfigurableResource):
             http=self._api_http(),
             max_attempts=self.max_attempts,
             backoff_cap_s=self.backoff_cap_s,
+            rate_limit_patience_s=self.patience_s(),
         )
         try:
             yield client

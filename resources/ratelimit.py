@@ -1,40 +1,39 @@
-"""A proactive request budget per TikTok endpoint, shared by every run, process and machine.
+"""A request budget per TikTok endpoint, shared by every run, process and machine, that adapts.
 
-TikTok allows 600 requests per endpoint per sliding minute (tiktok-api.md section 7); whether that
-counts per app or per user token is unconfirmed (section 12.4), so the budget is kept per app by
-default, which is safe under both answers. The counting is pyrate-limiter's sliding-window log in
-a store every process can see: a SQLite file (one machine, the default), Redis or PostgreSQL
-(several machines). Each limit is enforced twice: at `(1 - margin)` of the configured limit per
-minute, and smoothed over about a second, so requests leave evenly instead of in a burst that
-network jitter could push over TikTok's own window.
+TikTok documents 600 requests per endpoint per sliding minute (tiktok-api.md section 7) but may
+grant an app less, and whether it counts per app or per user token is unconfirmed (section 12.4).
+So the configured limits (TIKTOK_RATE_LIMITS) are a ceiling, and the budget learns the rest:
 
-Threads of one process queue on a lock per key and only one of them at a time talks to the store,
-so waiting costs no store round trips; the store arbitrates between processes.
+- Proactive: every request first takes a place in a sliding-window log kept in a store every
+  process sees (`resources.ratelimit_stores`: a SQLite file, Redis or PostgreSQL), at `(1 - margin)`
+  of the limit per minute and smoothed over about a second.
+- Adaptive: a 429 for a request the budget admitted cuts that key's limit for every process
+  sharing the store (`limit_after_refusal`); the limit then recovers slowly (`limit_at`). The
+  rule and why: docs/extraction.md, "The adaptive budget".
+
+Threads of one process queue on a lock per key and only one of them at a time talks to the store
+about admissions; the store arbitrates between processes and queues them too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
-from pyrate_limiter import (
-    AbstractBucket,
-    PostgresBucket,
-    Rate,
-    RateItem,
-    RedisBucket,
-    SQLiteBucket,
+from pyrate_limiter import AbstractBucket, Rate, RateItem
+
+from resources.ratelimit_stores import (
+    BudgetConfigError,
+    LearnedLimit,
+    open_store,
+    redact_url_safe,
 )
-from sqlalchemy.engine import make_url
 
-from resources.database import redact_url
+__all__ = ["BudgetConfigError", "BudgetUnavailable", "RequestBudget", "parse_limits"]
 
 ENDPOINTS = ("user_info", "video_list", "video_query")
 DEFAULT_LIMIT_PER_MINUTE = 600
@@ -43,15 +42,19 @@ SMOOTHING_WINDOW_MS = 1_000
 SAFETY_MARGIN = 0.02  # keeps network jitter from pushing a full window over TikTok's limit
 LEAK_INTERVAL_S = 10.0  # how often expired entries are deleted from the store
 MIN_WAIT_S = 0.002  # a backend that could not say how long to wait is polled this often
+MAX_WAIT_STEP_S = 5.0  # a long wait is re-checked this often: another process may cut the limit
+# The adaptive rule (docs/extraction.md explains the choice of each number).
+DECREASE_FACTOR = 0.7  # a refusal cuts the limit to at most 70% (CUBIC's beta, RFC 9438)
+RECOVERY_HOLD_S = 60.0  # no growth for one TikTok window after a cut: the cut is tested first
+RECOVERY_PER_MINUTE = 0.02  # then +2% a minute, compounding: scale-free, whatever TikTok grants
+MIN_LIMIT_PER_MINUTE = 1.0
+LEARNED_REFRESH_S = 1.0  # how stale a process's view of a limit cut elsewhere may be
+CAS_ATTEMPTS = 5
+LIMITS_VARIABLE = "TIKTOK_RATE_LIMITS"
 LIMITS_HELP = (
     "use ENDPOINT=REQUESTS_PER_MINUTE pairs separated by commas, with ENDPOINT one of "
     f"{', '.join(ENDPOINTS)} and a whole number >= 1, e.g. 'user_info=600,video_list=600'"
 )
-_TABLE_SAFE = re.compile(r"[^a-z0-9_]")
-
-
-class BudgetConfigError(ValueError):
-    """The budget's URL or limits are malformed; the message says what to write instead."""
 
 
 class BudgetUnavailable(ConnectionError):
@@ -67,7 +70,7 @@ def parse_limits(raw: str | None, default: int = DEFAULT_LIMIT_PER_MINUTE) -> di
         name, sep, value = (piece.strip() for piece in part.partition("="))
         if not sep or name not in ENDPOINTS or not value.isdigit() or int(value) < 1:
             raise BudgetConfigError(
-                f"TIKTOK_RATE_LIMITS: {part.strip()!r} is invalid; {LIMITS_HELP}"
+                f"{LIMITS_VARIABLE}: {part.strip()!r} is invalid; {LIMITS_HELP}"
             )
         limits[name] = int(value)
     return limits
@@ -88,94 +91,55 @@ def budget_rates(
     return [Rate(burst, smoothing_ms), Rate(effective, WINDOW_MS)]
 
 
-def _table_name(key: str) -> str:
-    # Readable, and unique even when two keys differ only in characters SQL names cannot hold.
-    digest = hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
-    # Short enough that PostgreSQL's 63-character names keep the digest (with its prefix).
-    return f"tiktok_budget_{_TABLE_SAFE.sub('_', key.lower())[:20]}_{digest}"
+def limit_at(learned: LearnedLimit | None, configured: int, now: float) -> float:
+    """The limit per minute in force at `now`: the last cut, grown since, never above the ceiling.
+
+    Held for one window after the cut, then +RECOVERY_PER_MINUTE a minute, compounding. Computed
+    from the cut alone, so recovery needs no writes and every process agrees on it.
+    """
+    if learned is None:
+        return float(configured)
+    minutes = max(0.0, now - learned.cut_at - RECOVERY_HOLD_S) / 60.0
+    return min(float(configured), learned.limit * (1.0 + RECOVERY_PER_MINUTE) ** minutes)
 
 
-class _Backend:
-    """Opens buckets in one store; `lock` guards this process's use of that store."""
+def limit_after_refusal(current: float, window_count: int) -> float:
+    """The limit after TikTok refused a request admitted with `window_count` before it.
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.lock = threading.Lock()
-        self._client: Any = None
-        backend = url.split(":", 1)[0].split("+", 1)[0].lower()
-        if backend not in ("sqlite", "redis", "rediss", "postgresql", "postgres"):
-            raise BudgetConfigError(
-                f"TIKTOK_RATE_LIMIT_URL {redact_url_safe(url)!r}: use sqlite:///PATH, "
-                "redis://HOST:PORT/DB or postgresql://USER@HOST/DB"
-            )
-        self.kind = {"rediss": "redis", "postgres": "postgresql"}.get(backend, backend)
-
-    def open(self, key: str, rates: list[Rate]) -> AbstractBucket:
-        if self.kind == "sqlite":
-            path = make_url(self.url).database
-            if not path or path == ":memory:":
-                raise BudgetConfigError(
-                    "TIKTOK_RATE_LIMIT_URL: an in-memory SQLite budget is not shared; "
-                    "name a file, e.g. sqlite:////var/lib/tiktok-crm-sync/budget.db"
-                )
-            # The file lock makes pyrate-limiter's count-then-insert atomic across processes.
-            return SQLiteBucket.init_from_file(
-                rates, table=_table_name(key), db_path=path, use_file_lock=True
-            )
-        if self.kind == "redis":
-            return RedisBucket.init(rates, self._redis(), f"tiktok-crm-sync:budget:{key}")
-        return PostgresBucket(self._postgres_pool(), _table_name(key), rates)
-
-    def _redis(self) -> Any:
-        if self._client is None:
-            try:
-                from redis import Redis
-            except ImportError as err:
-                raise BudgetConfigError(
-                    "TIKTOK_RATE_LIMIT_URL names Redis but the `redis` package is not "
-                    "installed: pip install 'redis>=5'"
-                ) from err
-            self._client = Redis.from_url(self.url)
-        return self._client
-
-    def _postgres_pool(self) -> Any:
-        if self._client is None:
-            try:
-                from psycopg_pool import ConnectionPool
-            except ImportError as err:
-                raise BudgetConfigError(
-                    "TIKTOK_RATE_LIMIT_URL names PostgreSQL but `psycopg-pool` is not "
-                    "installed: pip install 'psycopg[binary]>=3.2' 'psycopg-pool>=3.2'"
-                ) from err
-            # libpq wants postgresql://, not SQLAlchemy's postgresql+psycopg://.
-            conninfo = make_url(self.url).set(drivername="postgresql")
-            self._client = ConnectionPool(
-                conninfo.render_as_string(hide_password=False), min_size=1, max_size=4, open=True
-            )
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None and hasattr(self._client, "close"):
-            self._client.close()
-        self._client = None
+    TikTok let that many through in the same minute and refused the next, so its limit (for us)
+    is about `window_count`: cut to it, but by no more than DECREASE_FACTOR at once, because a
+    count far below the limit means traffic we cannot see (another client, a window from before a
+    restart, per-token counting), which one cut should not turn into a crawl.
+    """
+    return max(MIN_LIMIT_PER_MINUTE, min(current, max(window_count, DECREASE_FACTOR * current)))
 
 
-def redact_url_safe(url: str) -> str:
-    try:
-        return redact_url(url)
-    except Exception:  # an unparsable URL may hold a password anywhere: show its scheme only
-        return url.split(":", 1)[0] + ":..."
+@dataclass(frozen=True)
+class Admission:
+    """One request let through: when (the budget's clock), after how long, under which limit."""
+
+    endpoint: str
+    waited_s: float
+    admitted_at: float
+    limit: int  # requests per minute in force when it was admitted
+    configured: int  # the ceiling set in TIKTOK_RATE_LIMITS
 
 
 @dataclass
 class _Slot:
+    key: str
+    configured: int
     bucket: AbstractBucket
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    applied: int  # the limit the bucket's rates enforce now
+    lock: threading.Lock = field(default_factory=threading.Lock)  # this process's queue
+    state_lock: threading.Lock = field(default_factory=threading.Lock)  # guards the two below
+    learned: LearnedLimit | None = None
+    learned_read_at: float = -math.inf
     last_leak: float = 0.0
 
 
 class RequestBudget:
-    """Blocks each request until its endpoint's shared budget has room; returns seconds waited."""
+    """Blocks each request until its endpoint's shared budget has room; learns from 429s."""
 
     def __init__(
         self,
@@ -186,24 +150,30 @@ class RequestBudget:
         smooth: bool = True,
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        learned_refresh_s: float = LEARNED_REFRESH_S,
     ) -> None:
         if not 0.0 <= margin < 1.0:
             raise BudgetConfigError("the rate budget's safety margin must be within [0, 1)")
-        self._backend = _Backend(url)
+        self._store = open_store(url)
         self.limits = dict(limits or parse_limits(None))
         self._margin = margin
         self._smooth = smooth
         self._now = now  # wall clock: entries are compared across processes and machines
         self._sleep = sleep
+        self._learned_refresh_s = learned_refresh_s
         self._slots: dict[str, _Slot] = {}
         self._slots_lock = threading.Lock()
 
     @property
     def display_url(self) -> str:
-        return redact_url_safe(self._backend.url)
+        return redact_url_safe(self._store.url)
 
-    def acquire(self, endpoint: str, scope: str = "default") -> float:
-        """Wait until a request to `endpoint` may go; the seconds waited.
+    @property
+    def backend(self) -> str:
+        return self._store.kind
+
+    def admit(self, endpoint: str, scope: str = "default") -> Admission:
+        """Wait until a request to `endpoint` may go.
 
         Raises BudgetUnavailable when the store fails, BudgetConfigError when it is misconfigured.
         """
@@ -211,33 +181,80 @@ class RequestBudget:
         started = self._now()
         with slot.lock:  # one thread per process per key waits on the store; the others queue
             while True:
-                wait_s = self._try(slot, endpoint, scope)
+                now = self._now()
+                wait_s = self._try(slot, now)
                 if wait_s is None:
-                    return max(0.0, self._now() - started)
-                self._sleep(max(wait_s, MIN_WAIT_S))
+                    waited = max(0.0, now - started)
+                    return Admission(endpoint, waited, now, slot.applied, slot.configured)
+                self._sleep(min(max(wait_s, MIN_WAIT_S), MAX_WAIT_STEP_S))
+
+    def acquire(self, endpoint: str, scope: str = "default") -> float:
+        """Wait until a request to `endpoint` may go; the seconds waited."""
+        return self.admit(endpoint, scope).waited_s
 
     def try_acquire(self, endpoint: str, scope: str = "default") -> bool:
         """Take one request from the budget if it has room now; never waits."""
         slot = self._slot(endpoint, scope)
         with slot.lock:
-            return self._try(slot, endpoint, scope) is None
+            return self._try(slot, self._now()) is None
+
+    def rate_limited(self, admission: Admission, scope: str = "default") -> int:
+        """TikTok refused a request this budget admitted: cut the shared limit; the new limit.
+
+        A refusal of a request admitted under a higher limit than the one now in force is old
+        news (a cut since then already answered it) and changes nothing.
+        """
+        slot = self._slot(admission.endpoint, scope)
+        admitted_ms = int(admission.admitted_at * 1000)
+        with slot.state_lock:
+            with self._store.lock, self._store_errors():
+                seen = self._store.count(slot.bucket, admitted_ms - WINDOW_MS, admitted_ms) - 1
+            now = self._now()
+            learned = slot.learned
+            for _ in range(CAS_ATTEMPTS):
+                with self._store.lock, self._store_errors():
+                    learned = self._store.read_learned(slot.key)
+                current = limit_at(learned, slot.configured, now)
+                new = limit_after_refusal(current, max(0, seen))
+                if math.floor(current) < admission.limit or new >= current:
+                    break
+                cut = LearnedLimit(new, now)
+                with self._store.lock, self._store_errors():
+                    if self._store.swap_learned(slot.key, learned, cut):
+                        learned = cut
+                        break
+            slot.learned, slot.learned_read_at = learned, now
+            return _whole(limit_at(learned, slot.configured, now))
+
+    def limit(self, endpoint: str, scope: str = "default") -> int:
+        """The limit per minute in force now for `endpoint` (learned, under the ceiling)."""
+        slot = self._slot(endpoint, scope)
+        return self._current_limit(slot, self._now())
 
     def scoped(self, scope: str) -> ScopedBudget:
         return ScopedBudget(self, scope)
 
     def close(self) -> None:
         with self._slots_lock:
-            for slot in self._slots.values():
-                if self._backend.kind != "postgresql":  # the pool is closed once, below
-                    slot.bucket.close()
+            self._store.close([slot.bucket for slot in self._slots.values()])
             self._slots.clear()
-            self._backend.close()
 
-    def _try(self, slot: _Slot, endpoint: str, scope: str) -> float | None:
+    def _current_limit(self, slot: _Slot, now: float) -> int:
+        with slot.state_lock:
+            if now - slot.learned_read_at >= self._learned_refresh_s:
+                with self._store.lock, self._store_errors():
+                    slot.learned = self._store.read_learned(slot.key)
+                slot.learned_read_at = now
+            return _whole(limit_at(slot.learned, slot.configured, now))
+
+    def _try(self, slot: _Slot, now: float) -> float | None:
         """None when admitted, else the seconds until the budget may have room."""
-        now = self._now()
-        item = RateItem(f"{scope}.{endpoint}", int(now * 1000))
-        with self._backend.lock, self._store_errors():
+        limit = self._current_limit(slot, now)
+        item = RateItem(slot.key, int(now * 1000))
+        with self._store.lock, self._store_errors():
+            if limit != slot.applied:
+                slot.bucket.rates = budget_rates(limit, self._margin, self._smooth)
+                slot.applied = limit
             if now - slot.last_leak >= LEAK_INTERVAL_S:
                 slot.bucket.leak(item.timestamp)
                 slot.last_leak = now
@@ -265,12 +282,14 @@ class RequestBudget:
             slot = self._slots.get(key)
             if slot is None:
                 limit = self.limits.get(endpoint, DEFAULT_LIMIT_PER_MINUTE)
-                with self._backend.lock, self._store_errors():
-                    bucket = self._backend.open(
-                        key, budget_rates(limit, self._margin, self._smooth)
-                    )
-                slot = self._slots[key] = _Slot(bucket)
+                with self._store.lock, self._store_errors():
+                    bucket = self._store.open(key, budget_rates(limit, self._margin, self._smooth))
+                slot = self._slots[key] = _Slot(key, limit, bucket, applied=limit)
             return slot
+
+
+def _whole(limit: float) -> int:
+    return max(1, math.floor(limit + 1e-9))
 
 
 @dataclass(frozen=True)
@@ -280,5 +299,14 @@ class ScopedBudget:
     budget: RequestBudget
     scope: str
 
+    def admit(self, endpoint: str) -> Admission:
+        return self.budget.admit(endpoint, self.scope)
+
     def acquire(self, endpoint: str) -> float:
         return self.budget.acquire(endpoint, self.scope)
+
+    def rate_limited(self, admission: Admission) -> int:
+        return self.budget.rate_limited(admission, self.scope)
+
+    def limit(self, endpoint: str) -> int:
+        return self.budget.limit(endpoint, self.scope)

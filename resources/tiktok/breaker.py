@@ -1,10 +1,13 @@
 """A small circuit breaker per endpoint: after repeated retryable failures, stop calling.
 
 Retries handle a blip; a breaker handles an endpoint that keeps failing. After `threshold`
-consecutive rate-limited or transient answers on one endpoint the circuit opens: calls to that
-endpoint fail at once with `CircuitOpen` (never silently) until `cooldown_s` has passed. Then one
-call may probe: a success closes the circuit, a failure opens it again at once. One breaker
+consecutive transient answers (5xx, transport errors) on one endpoint the circuit opens: calls to
+that endpoint fail at once with `CircuitOpen` (never silently) until `cooldown_s` has passed. Then
+one call may probe: a success closes the circuit, a failure opens it again at once. One breaker
 belongs to one client by default; clients that share an app may share one.
+
+429s are not failures here: they say "slower", not "broken". The shared request budget lowers the
+endpoint's rate and the client waits them out, up to its patience (`resources.ratelimit`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class CircuitBreaker:
 
     def failure(self, endpoint: str, err: TikTokError) -> bool:
         """Count a retryable failure; True when it is the one that opened the circuit."""
+        if err.kind == "rate_limited":
+            return False  # the adaptive budget answers refusals, not the breaker
         with self._lock:
             now = self._now()
             self._failures[endpoint] += 1

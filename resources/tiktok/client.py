@@ -1,19 +1,27 @@
 """HTTP client for TikTok's Display API v2 (user info, video list, video query).
 
-One HTTP request is the retry unit. Before every attempt the request takes its place in the shared
-per-endpoint `RateBudget` (proactive) and asks the `CircuitBreaker` whether the endpoint is usable.
-Transport errors, 429 and 5xx are retried with full-jitter exponential backoff and a cap
-(tenacity); an `access_token_invalid` answer refreshes the token once through the connection's
-`TokenSource` and repeats the same request, so a token that expires in the middle of pagination
-resumes that very page. Every call, 429 and second waited is counted for Dagster metadata.
+One HTTP request is the retry unit. Every attempt, in this order: asks the `CircuitBreaker` whether
+the endpoint is usable, takes its place in the shared per-endpoint `RateBudget` (which may wait),
+then takes the connection's access token, checked for freshness only now, after any wait (a
+token that expired while the request queued is refreshed, single-flight, before it is sent).
+
+- 429: the budget is told, and lowers the endpoint's rate for every process sharing it; the
+  request is retried with full-jitter backoff until TikTok has refused it for longer than
+  `rate_limit_patience_s` (time spent queueing in our own budget does not count).
+- transport errors and 5xx: retried with full-jitter exponential backoff, `max_attempts` in all.
+- 401 `access_token_invalid`: the token is refreshed once and the same request repeated, so a
+  token rejected in the middle of pagination resumes that very page.
+
+Everything is counted per endpoint in `CallStats` for Dagster metadata. A client belongs to one
+thread; its stats are nevertheless safe to read from another.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
@@ -26,8 +34,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from resources.ratelimit import Admission
 from resources.tiktok.breaker import CircuitBreaker
-from resources.tiktok.errors import AuthExpired, TikTokError, TransientError
+from resources.tiktok.call_stats import CallStats
+from resources.tiktok.errors import AuthExpired, RateLimited, TikTokError, TransientError
 from resources.tiktok.models import TikTokUser, TikTokVideo, VideoPage, parse_user, parse_video_page
 from resources.tiktok.pagination import PageWalk
 from resources.tiktok.responses import classify_response
@@ -36,15 +46,24 @@ DEFAULT_BASE_URL = "https://open.tiktokapis.com"
 REQUEST_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 DEFAULT_TIMEOUT = httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = 6  # transient failures (5xx, transport) per request
 BACKOFF_MULTIPLIER_S = 1.0
 BACKOFF_CAP_S = 30.0
+# How long TikTok may keep refusing one request (429) before the run fails: several of its
+# one-minute windows, so a limit lower than configured is learned and waited out, not fatal.
+RATE_LIMIT_PATIENCE_S = 300.0
 MAX_PAGE_SIZE = 20  # /v2/video/list/ max_count and /v2/video/query/ ids per request
 USER_AGENT = "tiktok-crm-sync/0.1 (+https://github.com/tiktok-crm-sync)"
+TOKEN_ENDPOINT = "oauth_token"
 
 
 class TokenSource(Protocol):
-    """Hands out the connection's access token and refreshes it (single-flight) when rejected."""
+    """Hands out the connection's access token, refreshed (single-flight) when expiring or rejected.
+
+    `refresh_calls` counts the refreshes TikTok granted through this source.
+    """
+
+    refresh_calls: int
 
     def access_token(self) -> str: ...
 
@@ -52,51 +71,31 @@ class TokenSource(Protocol):
 
 
 class RateBudget(Protocol):
-    """Proactive per-endpoint budget: `acquire` blocks until a request may go, returns the wait.
+    """Proactive, adaptive per-endpoint budget (`resources.ratelimit.ScopedBudget`).
 
-    A budget whose store is unreachable raises `ConnectionError`; the request is then retried.
+    `admit` blocks until a request may go; a budget whose store is unreachable raises
+    `ConnectionError`, and the request is then retried. `rate_limited` reports a 429 for an
+    admitted request and returns the endpoint's limit per minute after it.
     """
 
-    def acquire(self, endpoint: str) -> float: ...
+    def admit(self, endpoint: str) -> Admission: ...
+
+    def rate_limited(self, admission: Admission) -> int: ...
 
 
 @dataclass
-class CallStats:
-    """What one client did, reported as asset metadata."""
+class _Request:
+    """One logical request and what its attempts learned."""
 
-    requests: Counter[str] = field(default_factory=Counter)
-    rate_limited_by_endpoint: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
-    refreshes: int = 0
-    budget_wait_s: float = 0.0
-    backoff_wait_s: float = 0.0
-    circuit_opened: int = 0
-
-    @property
-    def rate_limited(self) -> int:
-        return sum(self.rate_limited_by_endpoint.values())
-
-    @property
-    def seconds_waited(self) -> float:
-        return self.budget_wait_s + self.backoff_wait_s
-
-    def as_metadata(self) -> dict[str, int | float | str]:
-        return {
-            "api_requests": sum(self.requests.values()),
-            "api_rate_limited": self.rate_limited,
-            "api_retries": self.retries,
-            "token_refreshes": self.refreshes,
-            "seconds_waited": round(self.seconds_waited, 3),
-            "seconds_waited_for_budget": round(self.budget_wait_s, 3),
-            "seconds_waited_in_backoff": round(self.backoff_wait_s, 3),
-            "api_requests_by_endpoint": _by_endpoint(self.requests),
-            "api_rate_limited_by_endpoint": _by_endpoint(self.rate_limited_by_endpoint),
-            "circuit_opened": self.circuit_opened,
-        }
-
-
-def _by_endpoint(counts: Counter[str]) -> str:
-    return ", ".join(f"{name}={count}" for name, count in sorted(counts.items())) or "none"
+    endpoint: str
+    method: str
+    path: str
+    fields: str
+    json: dict[str, Any] | None
+    token: str = ""  # the token the last attempt sent
+    refused_since: float | None = None  # when TikTok first answered 429
+    queued_since_refusal_s: float = 0.0  # time spent in our own budget since then
+    transient_failures: int = 0
 
 
 def _is_retryable(err: BaseException) -> bool:
@@ -115,7 +114,9 @@ class TikTokClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_attempts: int = MAX_ATTEMPTS,
         backoff_cap_s: float = BACKOFF_CAP_S,
+        rate_limit_patience_s: float = RATE_LIMIT_PATIENCE_S,
         sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tokens = tokens
         self._owns_http = http is None  # a shared pool is closed by whoever opened it
@@ -125,7 +126,9 @@ class TikTokClient:
         self._breaker = breaker or CircuitBreaker()
         self._max_attempts = max_attempts
         self._backoff_cap_s = backoff_cap_s
+        self._patience_s = rate_limit_patience_s
         self._sleep = sleep
+        self._now = now
         self.stats = CallStats()
 
     def close(self) -> None:
@@ -182,65 +185,89 @@ class TikTokClient:
         fields: Iterable[str],
         json: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        # Token calls (a refresh ahead of expiry, or after a rejection) are retried like requests.
-        token = self._retrying()(self._tokens.access_token)
+        request = _Request(endpoint, method, path, ",".join(fields), json)
         try:
-            return self._send_with_retries(endpoint, method, path, ",".join(fields), json, token)
+            return self._with_retries(request)
         except AuthExpired:
-            # Refresh once and repeat the same request; a second rejection is final.
-            token = self._retrying()(self._tokens.refresh, token)
-            self.stats.refreshes += 1
-            return self._send_with_retries(endpoint, method, path, ",".join(fields), json, token)
+            # Refresh once and repeat the same request; a second rejection is final. The repeat
+            # checks freshness again after its own budget wait, like every attempt.
+            self._token_call(endpoint, self._tokens.refresh, request.token)
+            return self._with_retries(_Request(endpoint, method, path, request.fields, json))
+        except RateLimited as err:
+            raise self._gave_up(err, request) from None
 
-    def _retrying(self) -> Retrying:
-        return Retrying(
+    def _with_retries(self, request: _Request) -> dict[str, Any]:
+        retrying = Retrying(
+            retry=retry_if_exception(_is_retryable),
+            wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=self._backoff_cap_s),
+            stop=lambda state: self._should_stop(request, state),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._count_retry(request.endpoint, state),
+            reraise=True,
+        )
+        return retrying(self._attempt, request)
+
+    def _should_stop(self, request: _Request, state: RetryCallState) -> bool:
+        """Transient failures stop after `max_attempts`; 429s after the patience, in time."""
+        err = state.outcome.exception() if state.outcome else None
+        if isinstance(err, RateLimited):
+            return self._refused_for(request) >= self._patience_s
+        request.transient_failures += 1
+        return request.transient_failures >= self._max_attempts
+
+    def _refused_for(self, request: _Request) -> float:
+        if request.refused_since is None:
+            return 0.0
+        return self._now() - request.refused_since - request.queued_since_refusal_s
+
+    def _count_retry(self, endpoint: str, state: RetryCallState) -> None:
+        self.stats.add("retries_by_endpoint", endpoint)
+        self.stats.add("backoff_wait_s_by_endpoint", endpoint, state.upcoming_sleep)
+
+    def _token_call(self, endpoint: str, call: Callable[..., str], *args: str) -> str:
+        """A token call (a refresh ahead of expiry or after a rejection), retried like requests."""
+        before = getattr(self._tokens, "refresh_calls", 0)
+        retrying = Retrying(
             retry=retry_if_exception(_is_retryable),
             wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=self._backoff_cap_s),
             stop=stop_after_attempt(self._max_attempts),
             sleep=self._sleep,
-            before_sleep=self._count_retry,
+            before_sleep=lambda state: self._count_retry(TOKEN_ENDPOINT, state),
             reraise=True,
         )
+        try:
+            return retrying(call, *args)
+        finally:
+            refreshed = getattr(self._tokens, "refresh_calls", 0) - before
+            if refreshed:
+                self.stats.add("refreshes_by_endpoint", endpoint, refreshed)
 
-    def _send_with_retries(
-        self,
-        endpoint: str,
-        method: str,
-        path: str,
-        fields: str,
-        json: dict[str, Any] | None,
-        token: str,
-    ) -> dict[str, Any]:
-        return self._retrying()(self._send_once, endpoint, method, path, fields, json, token)
+    def _admit(self, request: _Request) -> Admission | None:
+        if self._budget is None:
+            self.stats.add("requests", request.endpoint)
+            return None
+        try:
+            admission = self._budget.admit(request.endpoint)
+        except ConnectionError as err:  # the budget's store (Redis, a database) is down
+            raise TransientError(f"{request.endpoint}: {err}", endpoint=request.endpoint) from err
+        if request.refused_since is not None:
+            request.queued_since_refusal_s += admission.waited_s
+        self.stats.admitted(admission)
+        return admission
 
-    def _count_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
-        self.stats.backoff_wait_s += state.upcoming_sleep
-
-    def _send_once(
-        self,
-        endpoint: str,
-        method: str,
-        path: str,
-        fields: str,
-        json: dict[str, Any] | None,
-        token: str,
-    ) -> dict[str, Any]:
+    def _attempt(self, request: _Request) -> dict[str, Any]:
+        endpoint = request.endpoint
         self._breaker.check(endpoint)
-        if self._budget is not None:
-            try:
-                self.stats.budget_wait_s += self._budget.acquire(endpoint)
-            except ConnectionError as err:  # the budget's store (Redis, a database) is down
-                raise TransientError(f"{endpoint}: {err}", endpoint=endpoint) from err
-        self.stats.requests[endpoint] += 1
+        admission = self._admit(request)
+        token = request.token = self._token_call(endpoint, self._tokens.access_token)
         headers = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
         try:
             try:
                 response = self._http.request(
-                    method,
-                    self._base_url + path,
-                    params={"fields": fields},
-                    json=json,
+                    request.method,
+                    self._base_url + request.path,
+                    params={"fields": request.fields},
+                    json=request.json,
                     headers=headers,
                 )
             except httpx.TransportError as err:
@@ -251,10 +278,27 @@ class TikTokClient:
             data = classify_response(response, endpoint)
         except TikTokError as err:
             err.redact(token)  # in case TikTok's error message repeats the token it got
-            if err.kind == "rate_limited":
-                self.stats.rate_limited_by_endpoint[endpoint] += 1
-            if err.retryable and self._breaker.failure(endpoint, err):
-                self.stats.circuit_opened += 1
+            self._failed(request, admission, err)
             raise
         self._breaker.success(endpoint)
         return data
+
+    def _failed(self, request: _Request, admission: Admission | None, err: TikTokError) -> None:
+        endpoint = request.endpoint
+        if isinstance(err, RateLimited):
+            self.stats.add("rate_limited_by_endpoint", endpoint)
+            if request.refused_since is None:
+                request.refused_since = self._now()
+            if admission is not None and self._budget is not None:
+                # A store that is down is reported by the next attempt's admission.
+                with suppress(ConnectionError):
+                    self.stats.limit_lowered(endpoint, self._budget.rate_limited(admission))
+        elif isinstance(err, AuthExpired):
+            self.stats.add("token_rejections_by_endpoint", endpoint)
+        if err.retryable and self._breaker.failure(endpoint, err):
+            self.stats.opened_circuit()
+
+    def _gave_up(self, err: RateLimited, request: _Request) -> RateLimited:
+        limit = self.stats.limit_by_endpoint.get(request.endpoint)
+        configured = self.stats.configured_by_endpoint.get(request.endpoint)
+        return err.gave_up(self._refused_for(request), self._patience_s, limit, configured)

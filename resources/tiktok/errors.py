@@ -4,7 +4,8 @@ Every class maps to one retry policy, so callers decide on the class, never on m
 
 | kind               | raised for                                        | retry policy            |
 |--------------------|---------------------------------------------------|-------------------------|
-| rate_limited       | 429 `rate_limit_exceeded`                         | jittered backoff, fail  |
+| rate_limited       | 429 `rate_limit_exceeded`                         | budget cut, backoff,    |
+|                    |                                                   | fail after the patience |
 | transient          | transport error, timeout, 5xx, `internal_error`   | jittered backoff, fail  |
 | auth_expired       | 401 `access_token_invalid`                        | refresh once, repeat    |
 | needs_reconnect    | `invalid_grant` on refresh, revoked grant         | never; user reconnects  |
@@ -12,9 +13,9 @@ Every class maps to one retry policy, so callers decide on the class, never on m
 | contract_violation | malformed JSON, missing envelope, wrong types     | never; names the field  |
 | permanent          | any other error code, e.g. `invalid_params`       | never                   |
 
-A circuit that opened after repeated rate-limited or transient answers raises `CircuitOpen`, whose
-kind is the kind that opened it. Messages never contain tokens or secrets: they carry the
-endpoint, TikTok's error code and log_id.
+A circuit that opened after repeated transient answers raises `CircuitOpen`, whose kind is the kind
+that opened it (429s do not open it: the shared budget slows down instead). Messages never contain
+tokens or secrets: they carry the endpoint, TikTok's error code and log_id.
 """
 
 from __future__ import annotations
@@ -70,11 +71,41 @@ class TikTokError(Exception):
 class RateLimited(TikTokError):
     kind = "rate_limited"
     retryable = True
-    retry_policy = "retried with full-jitter exponential backoff (capped), then the run fails"
+    retry_policy = (
+        "each 429 lowers the endpoint's rate in the shared budget; the request is retried with "
+        "backoff until TikTok has refused it for longer than the patience "
+        "(TIKTOK_RATE_LIMIT_PATIENCE_S), then the run fails"
+    )
     what_to_do = (
         "TikTok's per-endpoint limit was exceeded despite the budget: lower TIKTOK_RATE_LIMITS, "
         "share the budget between all workers (TIKTOK_RATE_LIMIT_URL), then re-run the partition"
     )
+
+    def gave_up(
+        self, refused_for_s: float, patience_s: float, limit: int | None, configured: int | None
+    ) -> RateLimited:
+        """Say how long TikTok refused, what the budget learned, and the setting that fixes it."""
+        endpoint = self.endpoint or "the endpoint"
+        if limit is None:
+            learned = "no shared request budget was in use"
+            setting = f"TIKTOK_RATE_LIMITS (e.g. {endpoint}=60)"
+        else:
+            learned = (
+                f"the shared budget had lowered {endpoint} to {limit} requests per minute "
+                f"(configured {configured})"
+            )
+            setting = f"TIKTOK_RATE_LIMITS={endpoint}={limit}"
+        self.message = (
+            f"{endpoint}: TikTok kept answering 429 rate_limit_exceeded for {refused_for_s:.0f}s "
+            f"(patience {patience_s:.0f}s); {learned}"
+        )
+        self.args = (self.message,)
+        self.what_to_do = (
+            f"set {setting} (TikTok's real limit for this app, or ask TikTok for more), make every "
+            "worker share one budget (TIKTOK_RATE_LIMIT_URL), then re-run the partition; "
+            "TIKTOK_RATE_LIMIT_PATIENCE_S sets how long refusals are waited out"
+        )
+        return self
 
 
 class TransientError(TikTokError):
@@ -86,8 +117,15 @@ class TransientError(TikTokError):
 
 class AuthExpired(TikTokError):
     kind = "auth_expired"
-    retry_policy = "refreshed once and the same call repeated; a second rejection fails"
-    what_to_do = "TikTok rejected a freshly refreshed token; re-run the partition, then reconnect"
+    retry_policy = (
+        "checked just before each request and refreshed when it expires (also after a wait); "
+        "a rejected token is refreshed once and the same call repeated; a second rejection fails"
+    )
+    # Not "reconnect": TikTok just accepted the refresh token, so the grant itself is valid.
+    what_to_do = (
+        "TikTok rejected an access token it had just issued; re-run the partition, and if it "
+        "persists report it with the TikTok log id (reconnecting does not help)"
+    )
 
 
 class NeedsReconnect(TikTokError):

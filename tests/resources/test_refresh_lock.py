@@ -88,8 +88,9 @@ def _assert_one_valid_refresh_token(simulator, outcomes: list[tuple], store) -> 
     stats = simulator.stats()
     # Single flight: TikTok was asked once, so no refresh token was ever spent twice.
     assert stats["oauth_token"]["requests"] == 1 and stats["refreshes"] == 1
-    # Both runs met the rejected token and refreshed once: one from TikTok, one from the store.
-    assert [outcome[2] for outcome in outcomes] == [1, 1]
+    # Both runs met the rejected token; one refreshed at TikTok, the other found the new tokens
+    # in the store. `token_refreshes` counts what TikTok counted: one in all.
+    assert sorted(outcome[2] for outcome in outcomes) == [0, 1]
     stored = store.get("creator-a")
     assert stored.status == "active"
     # The stored refresh token is TikTok's current one: it still refreshes.

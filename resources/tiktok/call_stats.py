@@ -1,0 +1,119 @@
+"""What one Display API client did, per endpoint: requests, 429s, retries, refreshes and waits.
+
+One client serves one connection, so these are per connection; each counter is also kept per
+endpoint (token refreshes under the endpoint whose request needed them, token-call retries under
+`oauth_token`). Updates take a lock, so another thread may read the figures while a sync runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from resources.ratelimit import Admission
+
+
+def _by_endpoint(counts: Counter[str] | dict[str, Any]) -> str:
+    parts = [f"{name}={_number(count)}" for name, count in sorted(counts.items()) if count]
+    return ", ".join(parts) or "none"
+
+
+def _number(value: float) -> int | float:
+    return round(value, 3) if isinstance(value, float) else value
+
+
+@dataclass
+class CallStats:
+    """What one client (one connection) did, per endpoint, reported as asset metadata."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    rate_limited_by_endpoint: Counter[str] = field(default_factory=Counter)
+    retries_by_endpoint: Counter[str] = field(default_factory=Counter)
+    refreshes_by_endpoint: Counter[str] = field(default_factory=Counter)
+    token_rejections_by_endpoint: Counter[str] = field(default_factory=Counter)
+    budget_waits_by_endpoint: Counter[str] = field(default_factory=Counter)
+    budget_wait_s_by_endpoint: Counter[str] = field(default_factory=Counter)
+    backoff_wait_s_by_endpoint: Counter[str] = field(default_factory=Counter)
+    limit_by_endpoint: dict[str, int] = field(default_factory=dict)
+    configured_by_endpoint: dict[str, int] = field(default_factory=dict)
+    circuit_opened: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, counter: str, endpoint: str, amount: float = 1) -> None:
+        with self._lock:
+            getattr(self, counter)[endpoint] += amount
+
+    def admitted(self, admission: Admission) -> None:
+        with self._lock:
+            self.requests[admission.endpoint] += 1
+            if admission.waited_s > 0:
+                self.budget_waits_by_endpoint[admission.endpoint] += 1
+                self.budget_wait_s_by_endpoint[admission.endpoint] += admission.waited_s
+            self.limit_by_endpoint[admission.endpoint] = admission.limit
+            self.configured_by_endpoint[admission.endpoint] = admission.configured
+
+    def opened_circuit(self) -> None:
+        with self._lock:
+            self.circuit_opened += 1
+
+    def limit_lowered(self, endpoint: str, limit: int) -> None:
+        with self._lock:
+            self.limit_by_endpoint[endpoint] = limit
+
+    @property
+    def rate_limited(self) -> int:
+        return sum(self.rate_limited_by_endpoint.values())
+
+    @property
+    def retries(self) -> int:
+        return sum(self.retries_by_endpoint.values())
+
+    @property
+    def refreshes(self) -> int:
+        return sum(self.refreshes_by_endpoint.values())
+
+    @property
+    def budget_wait_s(self) -> float:
+        return float(sum(self.budget_wait_s_by_endpoint.values()))
+
+    @property
+    def backoff_wait_s(self) -> float:
+        return float(sum(self.backoff_wait_s_by_endpoint.values()))
+
+    @property
+    def seconds_waited(self) -> float:
+        return self.budget_wait_s + self.backoff_wait_s
+
+    def learned_limits(self) -> dict[str, int]:
+        """Endpoints whose limit in force is below the configured one: what TikTok taught us."""
+        with self._lock:
+            return {
+                endpoint: limit
+                for endpoint, limit in self.limit_by_endpoint.items()
+                if limit < self.configured_by_endpoint.get(endpoint, limit)
+            }
+
+    def as_metadata(self) -> dict[str, int | float | str]:
+        learned = self.learned_limits()
+        with self._lock:
+            return {
+                "api_requests": sum(self.requests.values()),
+                "api_rate_limited": self.rate_limited,
+                "api_retries": self.retries,
+                "token_refreshes": self.refreshes,
+                "token_rejected": sum(self.token_rejections_by_endpoint.values()),
+                "budget_waits": sum(self.budget_waits_by_endpoint.values()),
+                "seconds_waited": round(self.seconds_waited, 3),
+                "seconds_waited_for_budget": round(self.budget_wait_s, 3),
+                "seconds_waited_in_backoff": round(self.backoff_wait_s, 3),
+                "api_requests_by_endpoint": _by_endpoint(self.requests),
+                "api_rate_limited_by_endpoint": _by_endpoint(self.rate_limited_by_endpoint),
+                "api_retries_by_endpoint": _by_endpoint(self.retries_by_endpoint),
+                "token_refreshes_by_endpoint": _by_endpoint(self.refreshes_by_endpoint),
+                "budget_waits_by_endpoint": _by_endpoint(self.budget_waits_by_endpoint),
+                "rate_limit_per_minute_by_endpoint": _by_endpoint(self.limit_by_endpoint),
+                "rate_limit_learned": _by_endpoint(learned),
+                "circuit_opened": self.circuit_opened,
+            }
