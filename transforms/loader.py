@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -37,8 +38,20 @@ _TARGET_OBJECTS = {
     "salesforce": (re.compile(r"[A-Za-z][A-Za-z0-9_]*"), "an sObject name such as Contact"),
     "generic": (re.compile(r"[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*"), "a path such as videos"),
 }
+_DELETED_SOURCE = "deleted_at"
 _MAX_PROBLEMS_SHOWN = 10
 _MAX_SHOWN = 80
+
+
+@dataclass(frozen=True)
+class MappingFile(Mapping):
+    """A mapping as read from a file, with the file's CRM-only options.
+
+    `on_delete` (keep, flag, archive) says what a CRM push does with deleted source records;
+    `resources.crm.deletions.delete_policy` reads it (keep for a Mapping built in code).
+    """
+
+    on_delete: str = "keep"
 
 
 def _shown(value: str) -> str:
@@ -182,6 +195,7 @@ def _compile(spec: MappingSpec, document: YamlDocument, filename: str) -> Mappin
     fields = tuple(compiler.mapped(index) for index in range(len(spec.fields)))
     computed = tuple(compiler.computed(index) for index in range(len(spec.computed)))
     key = compiler.key(fields)
+    _check_on_delete(spec, fields)
     placed = [(document.line_of(("fields", i)), f.target, f.type) for i, f in enumerate(fields)]
     placed += [
         (document.line_of(("computed", i)), c.target, c.type) for i, c in enumerate(computed)
@@ -189,7 +203,7 @@ def _compile(spec: MappingSpec, document: YamlDocument, filename: str) -> Mappin
     columns = tuple(
         (name, type_name) for _line, name, type_name in sorted(placed, key=lambda p: p[0])
     )
-    return Mapping(
+    return MappingFile(
         spec.version,
         spec.name,
         spec.source,
@@ -200,7 +214,31 @@ def _compile(spec: MappingSpec, document: YamlDocument, filename: str) -> Mappin
         columns,
         filename,
         spec.description,
+        spec.on_delete,
     )
+
+
+def _check_on_delete(spec: MappingSpec, fields: tuple[MappedField, ...]) -> None:
+    kind, mode = spec.target.kind, spec.on_delete
+    if mode == "keep":
+        return
+    if kind == "warehouse":
+        raise SpecProblem(
+            ("on_delete",),
+            "on_delete applies to CRM targets; a warehouse table keeps deleted rows with "
+            "deleted_at set, so use keep (or leave it out)",
+        )
+    if mode == "archive" and kind == "generic":
+        raise SpecProblem(
+            ("on_delete",),
+            "a generic endpoint has no archive call; use flag (map deleted_at) or keep",
+        )
+    if mode == "flag" and not any(f.source == _DELETED_SOURCE for f in fields):
+        raise SpecProblem(
+            ("on_delete",),
+            "on_delete: flag marks deleted records through the field mapped from deleted_at; "
+            "add a field with source: deleted_at (video mappings have it), or use archive or keep",
+        )
 
 
 def _error(filename: str, document: YamlDocument | None, problem: SpecProblem) -> MappingError:

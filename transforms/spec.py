@@ -10,6 +10,8 @@ from transforms.errors import DocPath, describe_value
 from transforms.field_transforms import suggest
 from transforms.source_fields import FIELD_TYPES, SCOPE_POLICIES, SOURCE_FIELD_SCOPES, TARGET_KINDS
 
+ON_DELETE_MODES: tuple[str, ...] = ("keep", "flag", "archive")
+
 SUPPORTED_VERSION = 1
 
 
@@ -84,6 +86,13 @@ class MappingSpec(_Strict):
     key: list[str] = Field(min_length=1)
     fields: list[FieldSpec] = Field(min_length=1)
     computed: list[ComputedSpec] = Field(default_factory=list)
+    # What a CRM push does with deleted source records (docs/mappings.md, "on_delete").
+    on_delete: str = "keep"
+
+    @field_validator("on_delete")
+    @classmethod
+    def _known_on_delete(cls, value: str) -> str:
+        return _choice(value, ON_DELETE_MODES, "on_delete value")
 
     @field_validator("version")
     @classmethod

@@ -87,12 +87,15 @@ def plan_for(
     planned = set(keys)
     purged = connection_purged_at(store.engine, connection) if connection else None
     gone: list[str] = []
+    previous: dict[str, str] = {}
     if purged is not None:
         previous = store.pushed_keys(mapping, connection or "")
         gone = sorted(k for k, h in previous.items() if k not in planned and h != ARCHIVED_HASH)
     held |= store.held_rejections(mapping, gone)
     if policy.mode == FLAG:
-        return _with_flags(plan, policy, key, gone, purged, held)
+        # Flagged before (the push state holds the flag record's hash), or refused: not again.
+        done = {k: h for k, h in previous.items() if k in gone} if purged else {}
+        return _with_flags(plan, policy, key, gone, purged, held | done)
     candidates = [(str(record[key]), DELETED_REASON) for record in deleted]
     candidates += [(k, PURGED_REASON) for k in gone]
     # Once per record: not if never pushed, already archived, or its archive was refused.
@@ -114,14 +117,15 @@ def _with_flags(
     key: str,
     gone: list[str],
     purged: datetime | None,
-    held: dict[str, str],
+    skip: dict[str, str],
 ) -> PushPlan:
-    """A purged connection's records, marked deleted by an upsert of their flag field."""
+    """A purged connection's records, marked by an upsert of their flag field; `skip`: key ->
+    a hash that, when it is the flag record's, means the mark is already there (or refused)."""
     if not gone or policy.flag_field is None or purged is None:
         return plan
     flags = flag_records(policy, key, gone, purged)
     hashes = {str(record[key]): content_hash(record) for record in flags}
-    fresh = [record for record in flags if held.get(str(record[key])) != hashes[str(record[key])]]
+    fresh = [record for record in flags if skip.get(str(record[key])) != hashes[str(record[key])]]
     return replace(
         plan,
         updates=plan.updates + tuple(fresh),
@@ -140,10 +144,10 @@ def run_push(
     answered: set[str] = set()
     try:
         for result in client.push_batches(list(to_send.values()), key):
-            store.save(target, result, plan.hashes, to_send)
+            kept = store.save(target, result, plan.hashes, to_send)
             created += len(result.created) + sum(k in never_pushed for k in result.accepted)
             updated += len(result.updated) + sum(k not in never_pushed for k in result.accepted)
-            rejected += result.rejected
+            rejected += kept
             answered.update(result.pushed, (r.key for r in result.rejected))
     except CrmError as err:
         unsent = [k for k in to_send if k not in answered]
@@ -187,9 +191,8 @@ def _archive(
     try:
         for result in archive_batches(plan.archives, key):
             store.mark_archived(target, result.archived, plan.archives)
-            store.reject(target, result.rejected, hashes, details)
             archived += len(result.archived)
-            refused += result.rejected
+            refused += store.reject(target, result.rejected, hashes, details)
             answered.update(result.archived, (r.key for r in result.rejected))
     except CrmError as err:
         reason = f"not archived: the push stopped ({err.message})"

@@ -214,8 +214,12 @@ class PushStateStore:
         result: BatchResult,
         hashes: Mapping[str, str],
         records: Mapping[str, Record],
-    ) -> None:
-        """Mark pushed records (and forget their rejections); keep refused ones with the reason."""
+    ) -> list[Rejection]:
+        """Mark pushed records (and forget their rejections); keep refused ones with the reason.
+
+        Returns the rejections as kept: a transient one at its last attempt comes back as the
+        validation rejection it became.
+        """
         now = self._now()
         with self.engine.begin() as db:
             pushed = [
@@ -245,7 +249,7 @@ class PushStateStore:
                             rejections.c.record_key.in_(chunk),
                         )
                     )
-            self._reject(db, target, result.rejected, hashes, records, now)
+            return self._reject(db, target, result.rejected, hashes, records, now)
 
     def reject(
         self,
@@ -255,10 +259,10 @@ class PushStateStore:
         records: Mapping[str, Record],
         *,
         count_attempt: bool = True,
-    ) -> None:
+    ) -> list[Rejection]:
         """Keep refused records; `count_attempt=False` for records that were never sent."""
         with self.engine.begin() as db:
-            self._reject(db, target, refused, hashes, records, self._now(), count_attempt)
+            return self._reject(db, target, refused, hashes, records, self._now(), count_attempt)
 
     def _reject(
         self,
@@ -269,7 +273,7 @@ class PushStateStore:
         records: Mapping[str, Record],
         now: datetime,
         count_attempt: bool = True,
-    ) -> None:
+    ) -> list[Rejection]:
         refused = list(refused)
         if count_attempt:
             refused = self._give_up(db, target, refused)
@@ -301,6 +305,7 @@ class PushStateStore:
                 "target_object",
             ]
             _upsert(db, rejections, rows, changing, increment="attempts" if count_attempt else None)
+        return refused
 
     def _give_up(self, db: Connection, target: Target, refused: list[Rejection]) -> list[Rejection]:
         """Transient rejections at their last attempt become validation ones, held back."""

@@ -8,9 +8,10 @@ a temporary SQLite state database (and once in PostgreSQL); the fake counts the 
 import pytest
 
 from resources.crm.diff import content_hash
+from resources.crm.hubspot import STATUS_ATTEMPTS
 from resources.crm.models import AUTH, TRANSIENT, VALIDATION
 from resources.crm.push import plan_for, run_push
-from resources.crm.state import PushStateStore, Target
+from resources.crm.state import MAX_TRANSIENT_ATTEMPTS, PushStateStore, Target
 from resources.database import make_engine
 from tests.crm.fixtures import hubspot_client
 
@@ -132,3 +133,41 @@ def test_push_state_in_postgresql(hubspot, sleeps, postgres_url):
     assert store.pushed_hashes("hubspot_contacts", [record[KEY]]) == {
         record[KEY]: content_hash(record, VOLATILE)
     }
+
+
+def test_a_canceled_batch_is_never_recorded_as_pushed_and_goes_next_run(hubspot, sleeps, store):
+    hubspot.answer_batches_with("CANCELED", STATUS_ATTEMPTS)
+    client = hubspot_client(hubspot, sleeps)
+    first = push(store, client, contacts(2))
+    assert (first.created, store.pushed_count("hubspot_contacts")) == (0, 0)
+    assert {(r.error_class, "CANCELED" in r.reason) for r in store.rejections()} == {
+        (TRANSIENT, True)
+    }
+    second = push(store, client, contacts(2))
+    assert second.created == 2 and store.rejections() == []
+
+
+def test_a_record_refused_as_transient_is_given_up_after_the_bounded_attempts(
+    hubspot, sleeps, store
+):
+    hubspot.fail_record("open-00000", "try later", "RATE_LIMITS")
+    client = hubspot_client(hubspot, sleeps)
+    for _ in range(MAX_TRANSIENT_ATTEMPTS - 1):
+        push(store, client, contacts(1))
+    [kept] = store.rejections()
+    assert kept.error_class == TRANSIENT
+    last = push(store, client, contacts(1))
+    [kept] = store.rejections()
+    assert (kept.error_class, kept.attempts) == (VALIDATION, MAX_TRANSIENT_ATTEMPTS)
+    assert kept.reason.startswith(f"gave up after {MAX_TRANSIENT_ATTEMPTS} attempts")
+    assert last.rejected[0].error_class == VALIDATION  # in the run's metadata too
+    calls = hubspot.request_count
+    held = push(store, client, contacts(1))
+    assert (held.held, hubspot.request_count) == (1, calls)  # never an endless transient
+
+
+def test_records_a_stop_never_sent_do_not_count_as_attempts(hubspot, sleeps, store):
+    hubspot.inject("daily_limit")
+    push(store, hubspot_client(hubspot, sleeps), contacts(1))
+    [kept] = store.rejections()
+    assert (kept.attempts, kept.error_class) == (0, TRANSIENT)
