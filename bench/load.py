@@ -42,7 +42,7 @@ from operator import itemgetter
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.defs.tiktok import tables
+from services import tables
 from resources.database import make_engine
 from resources.tiktok.models import TikTokVideo
 from resources.warehouse import Warehouse

@@ -57,8 +57,8 @@ def peak_rss_mb() -> float:
 
 def child(args: argparse.Namespace) -> None:
     """One size in a fresh process: set up, then two full syncs; prints one JSON line."""
-    from pipelines.defs.tiktok import tables
-    from pipelines.defs.tiktok.video_sync import VideoTables, sync_videos
+    from services import tables
+    from services.videos import VideoTables, sync_videos
     from resources.configurable import TikTokResource
     from resources.connections import ConnectionStore
     from resources.database import make_engine

@@ -141,8 +141,11 @@ class SQLiteStore(BudgetStore):
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            # Autocommit: each statement below is atomic on its own.
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # Autocommit: each statement below is atomic on its own. Any thread of this process
+            # may use it: `BudgetStore.lock` serializes them (a sync runs connections in threads).
+            db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {LEARNED_TABLE} "
                 "(key TEXT PRIMARY KEY, limit_per_minute REAL NOT NULL, cut_at REAL NOT NULL)"

@@ -45,18 +45,25 @@ def mappings_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("MAPPINGS_DIR") or default)
 
 
-BACKFILL_BATCH_VARIABLE = "BACKFILL_BATCH_SIZE"
-DEFAULT_BACKFILL_BATCH_SIZE = 50
+BATCH_VARIABLE = "SYNC_BATCH_SIZE"
+OLD_BATCH_VARIABLE = "BACKFILL_BATCH_SIZE"  # its name before the schedule batched too
+DEFAULT_BATCH_SIZE = 500
+MAX_BATCH_SIZE = 10_000
 
 
-def backfill_batch_size(environ: Mapping[str, str] = os.environ) -> int:
-    """How many connections one backfill run covers (read when the code location loads)."""
-    raw = (environ.get(BACKFILL_BATCH_VARIABLE) or "").strip()
+def sync_batch_size(environ: Mapping[str, str] = os.environ) -> int:
+    """How many connections one run covers: daily schedule, `sync` and backfills alike (read
+    when the code location loads)."""
+    variable = BATCH_VARIABLE if environ.get(BATCH_VARIABLE) else OLD_BATCH_VARIABLE
+    raw = (environ.get(variable) or "").strip()
     if not raw:
-        return DEFAULT_BACKFILL_BATCH_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        return DEFAULT_BATCH_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_BATCH_SIZE:
         raise ValueError(
-            f"{BACKFILL_BATCH_VARIABLE} must be a whole number of connections per backfill run "
-            f"from 1 to 10000 (default {DEFAULT_BACKFILL_BATCH_SIZE}), not {raw!r}"
+            f"{variable} must be a whole number of connections per run from 1 to "
+            f"{MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE}), not {raw!r}"
         )
     return int(raw)
+
+
+backfill_batch_size = sync_batch_size  # the name older code and tests use

@@ -1,36 +1,40 @@
-"""Runs over several connections: each connection succeeds or fails on its own.
+"""How a run over many connections reports to Dagster: one event per connection and asset.
 
-A daily run covers one connection. A backfill covers up to BACKFILL_BATCH_SIZE connections per
-run (`connection_backfill_policy`), so 1,000 connections are 20 runs, not 1,000 processes. In such
-a run every asset works through its connections one by one. A connection that fails is logged
-and left out; the others are materialized, each with its own metadata; then the step fails naming
-the failed connections. Dagster marks a partition failed when its run failed without
-materializing it, so "Failed partitions only" re-runs the failed connections' TikTok assets and,
-because a failed step skips what is downstream of it, the batch's CRM assets (a cheap rerun: the
-warehouse upsert and the diff-based push are idempotent).
-
-Asset checks of a batched run give one result for all of its connections, naming those that fail.
+A run covers many connections (a batch of the daily schedule, of a backfill or of `sync`). For
+each connection that succeeded, every asset it synced is recorded as materialized for that
+connection's partition, with its own metadata, and every check as evaluated for that partition.
+When some connections failed, the step then fails naming them: Dagster marks exactly the failed
+connections' partitions failed (planned in a failed run, never materialized), so "Failed
+partitions only" re-runs just those, and the run-failure alert names them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 
-Metadata = Mapping[str, Any]
-# What one connection's push step yields; see `pipelines.defs.crm.push`.
-AssetEvent = dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult
+from pipelines.defs.crm.checks import REJECT_RATE_CHECK, RejectRateSettingError
+from pipelines.defs.crm.push_results import (
+    crm_failures,
+    dry_run_metadata,
+    push_metadata,
+    stopped_failure,
+)
+from pipelines.defs.tiktok.failures import FailureContext, connection_failures
+from resources.crm.errors import CrmError
+from services.crm_push import PushOutcome, PushStopped
+from services.outcome import CheckOutcome, ConnectionOutcome, Json, Markdown, Metadata
 
 
-def describe(error: Exception) -> str:
+def describe(error: BaseException) -> str:
     if isinstance(error, dg.Failure) and error.description:
         return error.description
     return f"{type(error).__name__}: {error}"
 
 
-def batch_failure(total: int, failed: Mapping[str, Exception]) -> dg.Failure:
+def batch_failure(total: int, failed: Mapping[str, BaseException]) -> dg.Failure:
     lines = "\n".join(f"| {name} | {describe(error)} |" for name, error in failed.items())
     return dg.Failure(
         description=f"{len(failed)} of {total} connections failed: "
@@ -46,109 +50,103 @@ def batch_failure(total: int, failed: Mapping[str, Exception]) -> dg.Failure:
     )
 
 
-def _attempt(
-    context: dg.AssetExecutionContext, keys: list[str], work: Callable[[str], Any]
-) -> tuple[dict[str, Any], dict[str, Exception]]:
-    done, failed = {}, {}
-    for key in keys:
-        try:
-            done[key] = work(key)
-        except Exception as error:  # one connection's failure must not stop the others
-            failed[key] = error
-            context.log.error("connection %r failed: %s", key, describe(error))
-    return done, failed
+def dagster_metadata(metadata: Metadata) -> dict[str, Any]:
+    converted: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if isinstance(value, Markdown):
+            value = dg.MetadataValue.md(value.text)
+        elif isinstance(value, Json):
+            value = dg.MetadataValue.json(value.value)
+        elif value is None:
+            value = "none"
+        converted[key] = value
+    return converted
 
 
-def _fail_after_materializing(
-    context: dg.AssetExecutionContext,
-    keys: list[str],
-    done: Mapping[str, Metadata],
-    failed: Mapping[str, Exception],
-) -> dg.Failure:
-    """Record the connections that succeeded, one materialization each; the failure to raise."""
-    for key, metadata in done.items():
-        context.log_event(
-            dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata)
+class _Calls:
+    """The TikTok calls a failed connection made, as `connection_failures` reports them."""
+
+    def __init__(self, metadata: Metadata) -> None:
+        self._metadata = metadata
+
+    def as_metadata(self) -> Metadata:
+        return self._metadata
+
+
+def connection_failure(outcome: ConnectionOutcome) -> dg.Failure:
+    """The failure of one connection, with the error class and what to do in its metadata."""
+    err, name = outcome.error, outcome.name
+    assert err is not None
+    if isinstance(err, PushStopped):
+        push = err.outcome
+        assert push.report is not None and push.stats is not None
+        metadata = push_metadata(
+            name, push.mapping, push.report, push.stats, push.refused, push.forced
         )
-    return batch_failure(len(keys), failed)
-
-
-def materialize_each(
-    context: dg.AssetExecutionContext, sync_one: Callable[[str], Metadata]
-) -> dg.MaterializeResult:
-    """`sync_one(connection)` for every partition of the run; its result is that one's metadata."""
-    keys = list(context.partition_keys)
-    if len(keys) == 1:
-        return dg.MaterializeResult(metadata=sync_one(keys[0]))
-    done, failed = _attempt(context, keys, sync_one)
-    if failed:
-        raise _fail_after_materializing(context, keys, done, failed)
-    for key, metadata in done.items():
-        context.add_asset_metadata(metadata, partition_key=key)
-    return dg.MaterializeResult()
-
-
-def events_each(
-    context: dg.AssetExecutionContext, events_one: Callable[[str], Iterator[AssetEvent]]
-) -> Iterator[AssetEvent]:
-    """`materialize_each` for an asset that yields events: materializations, observations and
-    its own check results (merged into one result per check over the run's connections)."""
-    keys = list(context.partition_keys)
-    if len(keys) == 1:
-        yield from events_one(keys[0])
-        return
-    done, failed = _attempt(context, keys, lambda key: list(events_one(key)))
-    materialized: dict[str, Metadata] = {}
-    checks: dict[str, dict[str, dg.AssetCheckResult]] = {}
-    for key, events in done.items():
-        for event in events:
-            if isinstance(event, dg.MaterializeResult):
-                materialized[key] = event.metadata or {}
-                for result in event.check_results or ():
-                    checks.setdefault(result.check_name or "", {})[key] = result
-            elif isinstance(event, dg.AssetCheckResult):
-                checks.setdefault(event.check_name or "", {})[key] = event
-            else:
-                context.log_event(event._replace(partition=key))
-    if failed:
-        raise _fail_after_materializing(context, keys, materialized, failed)
-    merged = [merge_check_results(by_key) for by_key in checks.values()]
-    if not materialized:  # a dry run observes and materializes nothing
-        yield from merged
-        return
-    for key, metadata in materialized.items():
-        context.add_asset_metadata(metadata, partition_key=key)
-    yield dg.MaterializeResult(check_results=merged)
-
-
-def merge_check_results(by_key: Mapping[str, dg.AssetCheckResult]) -> dg.AssetCheckResult:
-    """One check result for several connections: it passes when every connection passes."""
-    failing = {key: result for key, result in by_key.items() if not result.passed}
-    first = next(iter(by_key.values()))
-    warn_only = failing and all(
-        result.severity == dg.AssetCheckSeverity.WARN for result in failing.values()
+        return stopped_failure(name, push.mapping, push.report, metadata)
+    try:
+        if isinstance(err, CrmError | RejectRateSettingError) and outcome.failed_mapping:
+            with crm_failures(name, outcome.failed_mapping):
+                raise err
+        with connection_failures(name) as context:
+            context.stats = _Calls(outcome.call_stats)  # type: ignore[assignment]
+            raise err
+    except dg.Failure as failure:
+        return failure
+    except Exception:  # an error no class above knows: its type and message, as before
+        pass
+    return dg.Failure(
+        description=f"connection {name!r}: {describe(err)}",
+        metadata={"connection": name, "failed_at": outcome.failed_at or "setup"}
+        | FailureContext().metadata(),
+        allow_retries=False,
     )
-    return dg.AssetCheckResult(
-        asset_key=first.asset_key,
-        check_name=first.check_name,
-        passed=not failing,
-        severity=dg.AssetCheckSeverity.WARN if warn_only else dg.AssetCheckSeverity.ERROR,
+
+
+def check_evaluation(
+    asset_key: dg.AssetKey, check: CheckOutcome, partition: str
+) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name=check.name,
+        passed=check.passed,
+        metadata=dagster_metadata(check.metadata),
+        severity=dg.AssetCheckSeverity.WARN if check.warn_only else dg.AssetCheckSeverity.ERROR,
+        description=check.description,
+        partition=partition,
+    )
+
+
+def reject_rate_evaluation(
+    asset_key: dg.AssetKey, push: PushOutcome, partition: str
+) -> dg.AssetCheckEvaluation:
+    rejected, total, threshold = push.rejected, push.total, push.threshold
+    rate = rejected / total if total else 0.0
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name=REJECT_RATE_CHECK,
+        passed=rate <= threshold,
         metadata={
-            "connections_checked": len(by_key),
-            "connections_failing": ", ".join(failing) or "none",
+            "reject_rate": round(rate, 6),
+            "threshold": threshold,
+            "rejected": rejected,
+            "records": total,
         },
-        description="; ".join(
-            f"{key}: {result.description or 'failed'}" for key, result in failing.items()
-        )
-        or None,
+        description=(
+            f"{rejected} of {total} records rejected ({rate:.1%}); the limit is {threshold:.1%}. "
+            "The crm_rejections table in the state database holds each reason."
+        ),
+        partition=partition,
     )
 
 
-def check_each(
-    context: dg.AssetCheckExecutionContext, check_one: Callable[[str], dg.AssetCheckResult]
-) -> dg.AssetCheckResult:
-    """`check_one(connection)` for every partition of the run, as one result."""
-    keys = list(context.op_execution_context.partition_keys)
-    if len(keys) == 1:
-        return check_one(keys[0])
-    return merge_check_results({key: check_one(key) for key in keys})
+def push_event(
+    asset_key: dg.AssetKey, push: PushOutcome, partition: str
+) -> dg.AssetMaterialization | dg.AssetObservation:
+    name, mapping = partition, push.mapping
+    if push.report is None:
+        metadata = dry_run_metadata(name, mapping, push.plan, push.refused)
+        return dg.AssetObservation(asset_key=asset_key, partition=partition, metadata=metadata)
+    assert push.stats is not None
+    metadata = push_metadata(name, mapping, push.report, push.stats, push.refused, push.forced)
+    return dg.AssetMaterialization(asset_key=asset_key, partition=partition, metadata=metadata)

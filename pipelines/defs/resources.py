@@ -6,6 +6,7 @@ import dagster as dg
 
 from resources import settings
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
+from resources.crm.resource import CrmResource
 from resources.tiktok.client import DEFAULT_BASE_URL
 from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL
 
@@ -28,5 +29,6 @@ def resources() -> dg.Definitions:
                 url=_url("STATE_DATABASE_URL", settings.state_database_url())
             ),
             "warehouse": WarehouseResource(url=_url("WAREHOUSE_URL", settings.warehouse_url())),
+            "crm": CrmResource(mode=settings.mode()),
         }
     )

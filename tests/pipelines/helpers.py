@@ -6,16 +6,21 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
-from pipelines.defs.crm.assets import build_crm_asset, warehouse_mappings
-from pipelines.defs.tiktok.assets import tiktok_profile, tiktok_videos
+from pipelines.defs.sync.assets import build_sync_assets
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
 from resources.connections import ConnectionStore
+from resources.crm.resource import CrmResource
 from resources.database import make_engine
 from resources.tiktok.apps import load_app
 from resources.tiktok.oauth import OAuthClient
 from resources.warehouse import Warehouse
+from services.crm_records import push_mappings, warehouse_mappings
 from simulators.tiktok import TikTokSimulator
 
 TEST_CLIENT_KEY = "awtestclientkey0001"
@@ -64,10 +69,32 @@ class Harness:
             "tiktok": TikTokResource(api_base_url=simulator.base_url, mode=mode, backoff_cap_s=0.0),
             "state_db": StateDatabaseResource(url=state_url),
             "warehouse": WarehouseResource(url=self.warehouse_url),
+            "crm": CrmResource(mode=mode),
         }
-        self.assets = [tiktok_profile, tiktok_videos, *map(build_crm_asset, warehouse_mappings())]
+        self.assets = [build_sync_assets(warehouse_mappings(), [])]
 
-    def sync(self, name: str) -> dg.ExecuteInProcessResult:
+    def with_pushes(self, *kinds: str) -> None:
+        """Add the push assets of these CRM kinds (their fakes must be configured)."""
+        pushes = [m for m in push_mappings() if m.target.kind in kinds]
+        self.assets = [build_sync_assets(warehouse_mappings(), pushes)]
+        self.resources["crm"] = CrmResource(backoff_cap_s=0.0, max_wait_s=0.0)
+
+    def sync_range(
+        self, first: str, last: str, *, config: dict | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """One run over the partitions from `first` to `last`, as a batch of the schedule."""
+        return dg.materialize(
+            self.assets,
+            resources=self.resources,
+            instance=self.instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+            raise_on_error=False,
+            run_config=sync_config(**(config or {})),
+        )
+
+    def sync(
+        self, name: str, *, selection: list[str] | None = None, config: dict | None = None
+    ) -> dg.ExecuteInProcessResult:
         if name not in self.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME):
             self.instance.add_dynamic_partitions(CONNECTION_PARTITIONS_NAME, [name])
         return dg.materialize(
@@ -76,11 +103,26 @@ class Harness:
             resources=self.resources,
             instance=self.instance,
             raise_on_error=False,
+            selection=selection,
+            run_config=sync_config(**(config or {})),
         )
 
 
+def sync_config(**config: object) -> dict:
+    """Run config of the sync step (`pipelines.defs.sync.assets.SyncConfig`)."""
+    return {"ops": {"connection_sync": {"config": config}}} if config else {}
+
+
+def materializations(result: dg.ExecuteInProcessResult, asset: str) -> list:
+    return [
+        event.step_materialization_data.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(asset)
+    ]
+
+
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    events = result.asset_materializations_for_node(asset)
+    events = materializations(result, asset)
     return {key: value.value for key, value in events[-1].metadata.items()}
 
 

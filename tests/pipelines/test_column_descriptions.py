@@ -6,9 +6,9 @@ import dagster as dg
 import pytest
 
 from pipelines.definitions import defs
-from pipelines.defs.tiktok import tables
 from resources.tiktok import scopes
 from resources.warehouse_load import LOAD_NAMES
+from services import tables
 
 TABLE_COLUMNS = {
     tables.PROFILES: tables.PROFILE_COLUMNS,

@@ -10,9 +10,9 @@ import os
 
 import dagster as dg
 import pytest
+from pipelines.defs.crm.push import build_push_asset, crm_push, push_mappings
 
 from pipelines.defs.crm.checks import REJECT_RATE_CHECK
-from pipelines.defs.crm.push import build_push_asset, crm_push, push_mappings
 from resources.crm.resource import CrmResource
 from resources.crm.state import PushStateStore
 from resources.database import make_engine

@@ -8,9 +8,9 @@ two syncs a day apart leave two snapshots, and the CRM assets compute `follower_
 
 from datetime import date, datetime, tzinfo
 
+import pipelines.defs.tiktok.assets as tiktok_assets
 import pytest
 
-import pipelines.defs.tiktok.assets as tiktok_assets
 from simulators.tiktok import ManualClock, SimulatorConfig, TikTokSimulator
 from tests.pipelines.helpers import Harness, connect, failure_description, metadata, use_live_app
 

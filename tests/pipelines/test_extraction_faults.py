@@ -14,8 +14,6 @@ import os
 import dagster as dg
 import pytest
 
-from pipelines.defs.tiktok.assets import tiktok_profile, tiktok_videos
-from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
 from resources.configurable import TikTokResource
 from resources.tiktok.oauth import TokenGrant
 from tests.pipelines.helpers import Harness, connect, failure_description, metadata, use_live_app
@@ -37,16 +35,7 @@ def harness(simulator, tmp_path):
 
 
 def run(harness: Harness, name: str = "creator-a", **config) -> dg.ExecuteInProcessResult:
-    if name not in harness.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME):
-        harness.instance.add_dynamic_partitions(CONNECTION_PARTITIONS_NAME, [name])
-    return dg.materialize(
-        [tiktok_profile, tiktok_videos],
-        partition_key=name,
-        resources=harness.resources,
-        instance=harness.instance,
-        raise_on_error=False,
-        run_config={"ops": {"tiktok_videos": {"config": config}}} if config else None,
-    )
+    return harness.sync(name, selection=["tiktok_profile", "tiktok_videos"], config=config)
 
 
 def failure_metadata(result: dg.ExecuteInProcessResult) -> dict:

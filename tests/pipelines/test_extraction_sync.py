@@ -1,4 +1,4 @@
-"""Incremental and full video syncs: simulator -> tiktok_videos asset (run config) -> warehouse.
+"""Incremental and full video syncs: simulator -> tiktok_videos (run config) -> warehouse.
 
 Incremental runs page newest first until the stored watermark and refresh the lookback window
 through /v2/video/query/; full runs re-read everything and stamp `deleted_at` on what TikTok no
@@ -15,10 +15,16 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pipelines.defs.tiktok import video_sync
-from pipelines.defs.tiktok.assets import tiktok_videos
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
-from tests.pipelines.helpers import Harness, connect, failure_description, metadata, use_live_app
+from services import videos as video_sync
+from tests.pipelines.helpers import (
+    Harness,
+    connect,
+    failure_description,
+    metadata,
+    sync_config,
+    use_live_app,
+)
 
 GENEROUS_LIMITS = "user_info=60000,video_list=60000,video_query=60000"
 DAY_S = 86_400
@@ -38,16 +44,9 @@ def harness(simulator, tmp_path):
 
 
 def run(harness: Harness, **config) -> dg.ExecuteInProcessResult:
-    if "creator-a" not in harness.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME):
-        harness.instance.add_dynamic_partitions(CONNECTION_PARTITIONS_NAME, ["creator-a"])
-    result = dg.materialize(
-        [tiktok_videos],
-        partition_key="creator-a",
-        resources=harness.resources,
-        instance=harness.instance,
-        raise_on_error=False,
-        run_config={"ops": {"tiktok_videos": {"config": config}}},
-    )
+    # These tests exercise both modes; the policy's default (full) is tested in test_daily_truth.
+    config = {"mode": "incremental"} | config
+    result = harness.sync("creator-a", selection=["tiktok_videos"], config=config)
     assert result.success, failure_description(result)
     return result
 
@@ -144,11 +143,12 @@ def test_bad_sync_config_is_refused_before_anything_runs(simulator, harness, con
     harness.instance.add_dynamic_partitions(CONNECTION_PARTITIONS_NAME, ["creator-a"])
     with pytest.raises(Exception, match=complaint):
         dg.materialize(
-            [tiktok_videos],
+            harness.assets,
+            selection=["tiktok_videos"],
             partition_key="creator-a",
             resources=harness.resources,
             instance=harness.instance,
-            run_config={"ops": {"tiktok_videos": {"config": config}}},
+            run_config=sync_config(**config),
         )
     assert simulator.stats()["video_list"]["requests"] == 0
 

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-
 from pipelines.defs.crm.push import build_push_asset, push_mappings
 from pipelines.defs.quality.checks import (
     CHECKS,
@@ -20,14 +19,15 @@ from pipelines.defs.quality.checks import (
     quality,
     video_count_matches_profile,
 )
+from pipelines.defs.tiktok.assets import tiktok_profile, tiktok_videos
+
 from pipelines.defs.quality.freshness import FRESHNESS_HOURS, connection_freshness
 from pipelines.defs.quality.preview import markdown_cell
-from pipelines.defs.tiktok import tables
-from pipelines.defs.tiktok.assets import tiktok_profile, tiktok_videos
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME, connection_partitions
 from resources.connections import ConnectionStore
 from resources.crm.resource import CrmResource
 from resources.database import make_engine
+from services import tables
 from tests.pipelines.helpers import Harness, connect, failure_description, metadata, use_live_app
 
 PUSH = build_push_asset(next(m for m in push_mappings() if m.name == "generic_videos"))

@@ -54,7 +54,7 @@ class Hooks:
 
 def install(hook: Hooks) -> None:
     """Wrap the loader and the push at the places a crash would hurt; shrink the chunk sizes."""
-    from pipelines.defs.tiktok import video_sync
+    from services import videos as video_sync
     from resources import warehouse, warehouse_load
     from resources.crm.http import CrmHttp
     from resources.crm.state import PushStateStore

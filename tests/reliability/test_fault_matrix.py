@@ -26,9 +26,9 @@ import dagster as dg
 import httpx
 import pytest
 
-from pipelines.defs.crm.assets import warehouse_mappings
+from services.crm_records import warehouse_mappings
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
-from pipelines.defs.tiktok import tables
+from services import tables
 from pipelines.runner import QUIET_CONSOLE, add_partitions
 from resources.configurable import TikTokResource
 from resources.connections import ACTIVE, NEEDS_RECONNECT

@@ -8,34 +8,22 @@ emitted by the push asset itself, so it always describes that very run.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import dagster as dg
 
+from services.crm_push import (
+    MAX_REJECT_RATE_VARIABLE,
+    RejectRateSettingError,
+    max_reject_rate,
+)
+
 REJECT_RATE_CHECK = "reject_rate_below_threshold"
-MAX_REJECT_RATE_VARIABLE = "CRM_MAX_REJECT_RATE"
-DEFAULT_MAX_REJECT_RATE = 0.05
-
-
-class RejectRateSettingError(ValueError):
-    pass
-
-
-def max_reject_rate(environ: Mapping[str, str] = os.environ) -> float:
-    raw = environ.get(MAX_REJECT_RATE_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_MAX_REJECT_RATE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise RejectRateSettingError(
-            f"{MAX_REJECT_RATE_VARIABLE} must be a fraction from 0 to 1 (0.05 means 5%), "
-            f"not {raw!r}"
-        )
-    return value
+# The setting lives with the push itself (services.crm_push), read when the push runs.
+__all__ = [
+    "MAX_REJECT_RATE_VARIABLE",
+    "REJECT_RATE_CHECK",
+    "RejectRateSettingError",
+    "max_reject_rate",
+]
 
 
 def reject_rate_spec(asset_name: str) -> dg.AssetCheckSpec:
@@ -44,25 +32,4 @@ def reject_rate_spec(asset_name: str) -> dg.AssetCheckSpec:
         asset=asset_name,
         description="Fails when the share of this connection's records not accepted by the CRM "
         f"(mapping and CRM rejections) is above {MAX_REJECT_RATE_VARIABLE} (default 5%).",
-    )
-
-
-def reject_rate_result(
-    asset_name: str, rejected: int, total: int, threshold: float
-) -> dg.AssetCheckResult:
-    rate = rejected / total if total else 0.0
-    return dg.AssetCheckResult(
-        asset_key=asset_name,
-        check_name=REJECT_RATE_CHECK,
-        passed=rate <= threshold,
-        metadata={
-            "reject_rate": round(rate, 6),
-            "threshold": threshold,
-            "rejected": rejected,
-            "records": total,
-        },
-        description=(
-            f"{rejected} of {total} records rejected ({rate:.1%}); the limit is {threshold:.1%}. "
-            "The crm_rejections table in the state database holds each reason."
-        ),
     )

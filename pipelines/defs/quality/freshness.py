@@ -6,34 +6,18 @@ connection whose runs stopped being launched at all is noticed too.
 """
 
 import time
-from collections.abc import Iterable
 
 import dagster as dg
 
 from resources.configurable import StateDatabaseResource
-from resources.connections import ACTIVE, Connection
-
-FRESHNESS_HOURS = 26  # the daily sync plus two hours of slack for queueing and retries
-FRESHNESS_JOB = "connection_freshness"
-LIST_HINT = "`tiktok-crm-sync connections list` shows each connection's status and last sync"
-
-
-def is_stale(connection: Connection, now: float, max_age_hours: float = FRESHNESS_HOURS) -> bool:
-    """Never synced, or last synced longer ago than the limit."""
-    synced = connection.last_synced_at
-    return synced is None or now - synced > max_age_hours * 3600
-
-
-def stale_connections(
-    connections: Iterable[Connection], now: float, max_age_hours: float = FRESHNESS_HOURS
-) -> list[Connection]:
-    return [c for c in connections if c.status == ACTIVE and is_stale(c, now, max_age_hours)]
-
-
-def age_text(connection: Connection, now: float) -> str:
-    if connection.last_synced_at is None:
-        return f"{connection.name} (never synced)"
-    return f"{connection.name} (last synced {(now - connection.last_synced_at) / 3600:.1f} h ago)"
+from resources.connections import ACTIVE
+from services.freshness import (
+    FRESHNESS_HOURS,
+    FRESHNESS_JOB,
+    LIST_HINT,
+    age_text,
+    stale_connections,
+)
 
 
 @dg.op(description=f"Fails when an active connection has not synced within {FRESHNESS_HOURS} h.")

@@ -1,34 +1,102 @@
-"""The daily schedule: one run per active connection, keyed by day so a tick never runs twice."""
+"""The daily schedule: every active connection once a day, in runs of up to SYNC_BATCH_SIZE.
+
+A connection is synced at most once per scheduled day, however often the schedule ticks
+(SYNC_CRON may tick hourly): each tick launches runs only for the active connections that no
+run of this schedule covered yet that day, so a connection registered at noon is synced by the
+next tick, and nothing else is synced twice. Before launching, the tick estimates the TikTok
+requests the fleet needs (stored video counts, the sync policy) and warns when a day's budget
+cannot cover them, saying what to change.
+"""
 
 import os
+from datetime import UTC, datetime
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from pipelines.defs.sync.jobs import tiktok_daily_sync
-from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
-from resources.configurable import StateDatabaseResource
+from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME, partition_ranges
+from resources.configurable import StateDatabaseResource, WarehouseResource
+from resources.ratelimit import parse_limits
+from resources.settings import sync_batch_size
+from services.policy import estimate_requests, policy_from_env
+from services.quality_queries import connection_sizes
 
 DEFAULT_CRON = "0 6 * * *"
+SYNC_DAY_TAG = "tiktok_crm_sync/sync_day"
+SCHEDULE_NAME = "tiktok_daily_sync_schedule"
+
+
+def covered_today(instance: dg.DagsterInstance, day: str, ordered: list[str]) -> set[str]:
+    """Connections that a run of this schedule already covers on `day` (any status)."""
+    records = instance.get_run_records(
+        dg.RunsFilter(tags={SYNC_DAY_TAG: day, "dagster/schedule_name": SCHEDULE_NAME})
+    )
+    position = {name: index for index, name in enumerate(ordered)}
+    covered: set[str] = set()
+    for record in records:
+        tags = record.dagster_run.tags
+        first = tags.get(ASSET_PARTITION_RANGE_START_TAG) or tags.get("dagster/partition")
+        last = tags.get(ASSET_PARTITION_RANGE_END_TAG) or first
+        if first in position and last in position:
+            covered.update(ordered[position[first] : position[last] + 1])
+    return covered
 
 
 @dg.schedule(
+    name=SCHEDULE_NAME,
     job=tiktok_daily_sync,
     cron_schedule=os.environ.get("SYNC_CRON") or DEFAULT_CRON,
     execution_timezone=os.environ.get("SYNC_TIMEZONE") or "UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def tiktok_daily_sync_schedule(
-    context: dg.ScheduleEvaluationContext, state_db: StateDatabaseResource
-) -> list[dg.RunRequest]:
+    context: dg.ScheduleEvaluationContext,
+    state_db: StateDatabaseResource,
+    warehouse: WarehouseResource,
+) -> list[dg.RunRequest] | dg.SkipReason:
     active = state_db.store().names()
     # Schedules cannot emit partition requests; adding here (idempotent) means a connection
     # registered minutes ago is synced by this tick even before the partitions sensor runs.
-    known = set(context.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME))
-    new = [name for name in active if name not in known]
+    known = context.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME)
+    new = [name for name in active if name not in set(known)]
     if new:
         context.instance.add_dynamic_partitions(CONNECTION_PARTITIONS_NAME, new)
-    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    ordered = context.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME)
+    scheduled = context.scheduled_execution_time or datetime.now(UTC)
+    day = scheduled.strftime("%Y-%m-%d")
+    todo = [name for name in active if name not in covered_today(context.instance, day, ordered)]
+    if not todo:
+        return dg.SkipReason(f"every active connection ({len(active)}) is already synced on {day}")
+    _warn_if_over_budget(context, warehouse, todo)
     return [
-        dg.RunRequest(run_key=f"{day}:{name}", partition_key=name, tags={"connection": name})
-        for name in active
+        dg.RunRequest(
+            run_key=f"{day}:{first}:{last}",
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: first,
+                ASSET_PARTITION_RANGE_END_TAG: last,
+                SYNC_DAY_TAG: day,
+            },
+        )
+        for first, last in partition_ranges(ordered, todo, sync_batch_size())
     ]
+
+
+def _warn_if_over_budget(
+    context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource, names: list[str]
+) -> None:
+    policy = policy_from_env()
+    limits = parse_limits(os.environ.get("TIKTOK_RATE_LIMITS"))
+    sizes = connection_sizes(warehouse.warehouse(), names, policy.lookback_days)
+    estimate = estimate_requests(sizes, policy.mode, limits)
+    context.log.info(
+        "%d connections to sync: about %d TikTok requests, %.1f minutes at the rate limit",
+        len(names),
+        sum(estimate.requests.values()),
+        estimate.minutes,
+    )
+    if not estimate.fits_a_day:
+        context.log.warning(estimate.advice())

@@ -1,9 +1,8 @@
 """CRM records built from the extracted tables through the declarative mapping files.
 
-Each mapping file in the mappings folder whose target is `warehouse` becomes one asset named after
-its table: drop a YAML file in, get a new table. The mapping engine is pure (`transforms`); this
-module reads the source rows and the previous daily snapshot, hands them over and writes the result
-in one transaction.
+Each mapping file whose target is `warehouse` fills one table named after its target object. The
+mapping engine is pure (`transforms`); this module reads a connection's source rows and previous
+daily snapshot, hands them over and writes the result in one transaction.
 
 `previous.<field>` reads the previous daily snapshot of the same profile or video
 (`tiktok_profile_stats_daily`, `tiktok_video_metrics_daily`): its newest snapshot dated strictly
@@ -11,28 +10,21 @@ before its latest one, which was taken together with the row being mapped. A rer
 therefore still compares with the day before, never with itself.
 """
 
+from __future__ import annotations
+
 import dataclasses
-import functools
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-import dagster as dg
-from sqlalchemy import Table
-
-from pipelines.defs.batch import materialize_each
-from pipelines.defs.tiktok import tables
-from pipelines.defs.tiktok.assets import tiktok_profile, tiktok_videos
-from pipelines.defs.tiktok.failures import connection_failures
-from pipelines.defs.tiktok.partitions import connection_backfill_policy, connection_partitions
-from resources.configurable import StateDatabaseResource, WarehouseResource
-from resources.connections import ConnectionStore
 from resources.settings import mappings_dir
 from resources.warehouse import Warehouse
+from services import tables
+from services.outcome import ConnectionOutcome, Metadata
+from services.plan import SyncPlan, SyncTools
 from transforms import MappedField, Mapping, apply_mapping, load_mapping
 
-_SOURCES = {"profile": (tables.PROFILES, tiktok_profile), "video": (tables.VIDEOS, tiktok_videos)}
-SOURCE_TABLES = {source: table for source, (table, _asset) in _SOURCES.items()}
+SOURCE_TABLES = {"profile": tables.PROFILES, "video": tables.VIDEOS}
+SOURCE_ASSETS = {"profile": "tiktok_profile", "video": "tiktok_videos"}
 REJECT_SAMPLE = 5
 _ENTITY = "snapshot entity"  # never a valid target name, so it cannot clash with a mapped field
 
@@ -122,69 +114,46 @@ def _key_mapping(mapping: Mapping, snapshots: SnapshotTable) -> Mapping:
     return dataclasses.replace(mapping, fields=fields, computed=(), columns=columns)
 
 
-def build_crm_asset(mapping: Mapping) -> dg.AssetsDefinition:
-    source_table, upstream = _SOURCES[mapping.source]
-
-    @dg.asset(
-        name=mapping.target.object.replace(".", "__"),
-        partitions_def=connection_partitions,
-        backfill_policy=connection_backfill_policy,
-        group_name="crm",
-        kinds={"python", "sql"},
-        deps=[upstream],
-        description=f"CRM records mapped by {mapping.name}.yaml from {source_table}.",
-    )
-    def _crm_records(
-        context: dg.AssetExecutionContext,
-        state_db: StateDatabaseResource,
-        warehouse: WarehouseResource,
-    ) -> dg.MaterializeResult:
-        store, wh = state_db.store(), warehouse.warehouse()
-        # Once per step, when the first connection has records to write.
-        target = functools.cache(
-            lambda: wh.ensure_table(mapping.target.object, mapping.columns, mapping.key)
+def map_connection(
+    tools: SyncTools,
+    plan: SyncPlan,
+    mapping: Mapping,
+    name: str,
+    scopes: frozenset[str],
+    outcome: ConnectionOutcome,
+) -> Metadata:
+    """Map the connection's source rows with one warehouse mapping and upsert its records."""
+    wh = tools.warehouse
+    inputs = mapping_inputs(wh, mapping, name, scopes)
+    result = apply_mapping(mapping, inputs.records, scopes, inputs.previous)
+    table = tools.tables.get(mapping.target.object, mapping.columns, mapping.key)
+    with wh.transaction() as db:
+        written = wh.upsert(db, table, result.records, mapping.key, plan.load_id)
+        method = wh.upsert_method(db)
+    for reject in result.rejected[:REJECT_SAMPLE]:
+        outcome.warning(f"{name}: {mapping.name} rejected {reject.key}: {reject.reason}")
+    return {
+        "dagster/row_count": written,
+        "connection": name,
+        "mapping": mapping.name,
+        "rejected": len(result.rejected),
+        "fields_left_empty_by_scope": ", ".join(
+            f"{scope}: {', '.join(fields)}" for scope, fields in result.missing_scopes.items()
         )
-        return materialize_each(context, lambda name: _map_one(context, name, store, wh, target))
+        or "none",
+        "previous_snapshot": str(inputs.previous_day or "none"),
+        "load_method": method,
+        "table": mapping.target.object,
+    }
 
-    def _map_one(
-        context: dg.AssetExecutionContext,
-        name: str,
-        store: ConnectionStore,
-        wh: Warehouse,
-        target: Callable[[], Table],
-    ) -> dict:
-        with connection_failures(name):
-            connection = store.get(name)
-        inputs = mapping_inputs(wh, mapping, name, connection.scopes)
-        result = apply_mapping(mapping, inputs.records, connection.scopes, inputs.previous)
-        table = target()
-        with wh.transaction() as db:
-            written = wh.upsert(db, table, result.records, mapping.key, context.run.run_id)
-            method = wh.upsert_method(db)
-        for reject in result.rejected[:REJECT_SAMPLE]:
-            context.log.warning("rejected %s: %s", reject.key, reject.reason)
-        return {
-            "dagster/row_count": written,
-            "connection": name,
-            "mapping": mapping.name,
-            "rejected": len(result.rejected),
-            "fields_left_empty_by_scope": ", ".join(
-                f"{scope}: {', '.join(fields)}" for scope, fields in result.missing_scopes.items()
-            )
-            or "none",
-            "previous_snapshot": str(inputs.previous_day or "none"),
-            "load_method": method,
-            "table": mapping.target.object,
-        }
 
-    return _crm_records
+def all_mappings() -> list[Mapping]:
+    return [load_mapping(path) for path in sorted(mappings_dir().glob("*.yaml"))]
 
 
 def warehouse_mappings() -> list[Mapping]:
-    mappings = [load_mapping(path) for path in sorted(mappings_dir().glob("*.yaml"))]
-    return [mapping for mapping in mappings if mapping.target.kind == "warehouse"]
+    return [mapping for mapping in all_mappings() if mapping.target.kind == "warehouse"]
 
 
-@dg.definitions
-def crm_assets() -> dg.Definitions:
-    return dg.Definitions(assets=[build_crm_asset(mapping) for mapping in warehouse_mappings()])
+def push_mappings() -> list[Mapping]:
+    return [mapping for mapping in all_mappings() if mapping.target.kind != "warehouse"]

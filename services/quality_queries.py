@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
 
-from pipelines.defs.tiktok import tables
 from resources.warehouse import Warehouse
+from services import tables
+from services.policy import ConnectionSize
 
 
 def _table(name: str, columns: list[tuple[str, str]]) -> sa.TableClause:
@@ -86,3 +88,21 @@ def latest_snapshot_sizes(wh: Warehouse, connection: str) -> list[tuple[date, in
     )
     with wh.engine.connect() as db:
         return [(row[0], int(row[1])) for row in db.execute(query)]
+
+
+def connection_sizes(
+    wh: Warehouse, connections: list[str], lookback_days: int, now: float | None = None
+) -> list[ConnectionSize]:
+    """Each connection's stored live videos and those posted within the lookback (0 if none)."""
+    if not wh.has_table(tables.VIDEOS):
+        return [ConnectionSize(0) for _ in connections]
+    since = int((time.time() if now is None else now) - lookback_days * 86_400)
+    recent = sa.func.sum(sa.case((VIDEOS.c.create_time >= since, 1), else_=0))
+    query = (
+        sa.select(VIDEOS.c.connection_name, sa.func.count(), recent)
+        .where(VIDEOS.c.deleted_at.is_(None))
+        .group_by(VIDEOS.c.connection_name)
+    )
+    with wh.engine.connect() as db:
+        found = {row[0]: ConnectionSize(int(row[1]), int(row[2] or 0)) for row in db.execute(query)}
+    return [found.get(name, ConnectionSize(0)) for name in connections]

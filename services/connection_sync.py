@@ -1,0 +1,167 @@
+"""The daily sync of many connections: concurrent, each connection on its own.
+
+`sync_connections` works on a run's connections in a thread pool: a step's wall time is then set
+by TikTok's request budget (shared by every thread, process and machine, `resources.ratelimit`),
+not by the latency of one request after another. Each connection goes through its whole sync in
+one thread: profile, videos, quality checks, CRM tables, CRM pushes. A connection that fails
+stops there and is reported with its error; every other connection completes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from resources.connections import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
+from resources.tiktok.errors import NeedsReconnect
+from resources.tokens import reconnect_hint
+from services import progress, quality
+from services.crm_push import push_connection
+from services.crm_records import map_connection
+from services.outcome import ConnectionOutcome, Metadata
+from services.plan import SyncPlan, SyncTools
+from services.profile import ASSET as PROFILE_ASSET
+from services.profile import sync_profile
+from services.videos import sync_connection_videos
+
+VIDEOS_ASSET = "tiktok_videos"
+WORKERS_VARIABLE = "SYNC_WORKERS"
+DEFAULT_WORKERS = 16  # enough to keep 600 requests/minute/endpoint busy at 50-500 ms latency
+MAX_WORKERS = 256
+
+
+class IntegrityHold(RuntimeError):
+    """A blocking quality check failed: the connection's CRM records wait for the next sync."""
+
+
+def sync_workers(environ: Mapping[str, str] = os.environ) -> int:
+    raw = (environ.get(WORKERS_VARIABLE) or "").strip()
+    if not raw:
+        return DEFAULT_WORKERS
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
+        raise ValueError(
+            f"{WORKERS_VARIABLE} must be a whole number of connections synced at once per run, "
+            f"from 1 to {MAX_WORKERS} (default {DEFAULT_WORKERS}), not {raw!r}"
+        )
+    return int(raw)
+
+
+def active_connection(store: ConnectionStore, name: str) -> Connection:
+    """The connection, if it can sync; one that must be reconnected fails without calling TikTok."""
+    connection = store.get(name)
+    if connection.status == NEEDS_RECONNECT:
+        reason = connection.status_reason or reconnect_hint(name)
+        raise NeedsReconnect(f"connection {name!r} needs to be reconnected: {reason}")
+    if connection.status != ACTIVE:
+        raise ValueError(
+            f"connection {name!r} is {connection.status}; {reconnect_hint(name)}, or remove it"
+        )
+    return connection
+
+
+def sync_connection(tools: SyncTools, plan: SyncPlan, name: str) -> ConnectionOutcome:
+    """Everything the plan asks for one connection; never raises: failures are in the outcome."""
+    outcome = ConnectionOutcome(name)
+    try:
+        with tools.lease(name):
+            _sync(tools, plan, name, outcome)
+    except Exception as err:  # one connection's failure must not stop the others
+        outcome.error = err
+    return outcome
+
+
+def _sync(tools: SyncTools, plan: SyncPlan, name: str, outcome: ConnectionOutcome) -> None:
+    synced: set[str] = set()
+    if plan.extracts:
+        outcome.failed_at = PROFILE_ASSET if plan.profile else VIDEOS_ASSET
+        connection = active_connection(tools.store, name)
+        steps = ((PROFILE_ASSET, plan.profile, sync_profile),)
+        steps += ((VIDEOS_ASSET, plan.videos, sync_connection_videos),)
+        for asset, wanted, step in steps:
+            if wanted:
+                outcome.failed_at = asset
+                outcome.materialized[asset] = _extract(tools, plan, connection, step, outcome)
+                synced.add(asset)
+    else:
+        connection = tools.store.get(name)
+    outcome.failed_at = None
+    outcome.checks = quality.evaluate(
+        tools.warehouse, tools.store, name, connection.scopes, synced, plan.runs_check
+    )
+    held = [check for check in outcome.checks if check.blocking and not check.passed]
+    if held and (plan.mappings or plan.pushes):
+        outcome.failed_at = plan.mappings[0].target.object if plan.mappings else None
+        raise IntegrityHold(
+            f"connection {name!r}: its CRM records were held back because "
+            + "; ".join(f"{check.name} failed ({check.description})" for check in held)
+        )
+    for mapping in plan.mappings:
+        outcome.failed_at, outcome.failed_mapping = mapping.target.object, mapping
+        outcome.materialized[mapping.target.object] = map_connection(
+            tools, plan, mapping, name, connection.scopes, outcome
+        )
+    for mapping in plan.pushes:
+        outcome.failed_at, outcome.failed_mapping = mapping.name, mapping
+        outcome.pushes[mapping.name] = push_connection(
+            tools, plan, mapping, name, connection.scopes, outcome
+        )
+    outcome.failed_at = outcome.failed_mapping = None
+
+
+def _extract(
+    tools: SyncTools,
+    plan: SyncPlan,
+    connection: Connection,
+    step: Callable[..., Metadata],
+    outcome: ConnectionOutcome,
+) -> Metadata:
+    """One TikTok asset of the connection, with its own client: its calls are its metadata."""
+    assert tools.tiktok is not None
+    with tools.tiktok.client(connection, tools.store) as client:
+        try:
+            metadata = step(tools, plan, connection, client, outcome)
+        finally:
+            calls = outcome.call_stats = client.stats.as_metadata()
+            for key, total in (
+                ("requests", "api_requests"),
+                ("retries", "api_retries"),
+                ("rate_limited", "api_rate_limited"),
+            ):
+                outcome.api[key] = outcome.api.get(key, 0) + int(calls[total])
+    return metadata | calls
+
+
+def sync_connections(
+    tools: SyncTools,
+    plan: SyncPlan,
+    names: Iterable[str],
+    workers: int = DEFAULT_WORKERS,
+    on_done: Callable[[ConnectionOutcome], None] | None = None,
+) -> Iterator[ConnectionOutcome]:
+    """Outcomes as connections finish (not in order), at most `workers` syncing at once.
+
+    Connections are submitted as workers free up, so a run of thousands holds few futures.
+    """
+    pending_names = iter(list(names))
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sync") as pool:
+        running: set[Future[ConnectionOutcome]] = set()
+        try:
+            while True:
+                while len(running) < max(1, workers):
+                    name = next(pending_names, None)
+                    if name is None:
+                        break
+                    running.add(pool.submit(sync_connection, tools, plan, name))
+                if not running:
+                    return
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome = future.result()
+                    progress.notify(outcome)
+                    if on_done is not None:
+                        on_done(outcome)
+                    yield outcome
+        finally:
+            for future in running:
+                future.cancel()

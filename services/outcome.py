@@ -1,0 +1,66 @@
+"""What the sync of one connection reports: metadata per asset, check outcomes, log lines.
+
+Plain values only, so the layer stays free of Dagster; `Markdown` and `Json` mark the two kinds
+of value the Dagster layer shows specially (`pipelines.defs.sync.events` converts them).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.crm_push import PushOutcome
+
+Metadata = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Markdown:
+    text: str
+
+
+@dataclass(frozen=True)
+class Json:
+    value: Any
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One quality check of one connection; `blocking` failures hold its CRM records back."""
+
+    asset: str
+    name: str
+    passed: bool
+    metadata: Metadata = field(default_factory=dict)
+    description: str | None = None
+    warn_only: bool = False
+    blocking: bool = False
+
+
+@dataclass
+class ConnectionOutcome:
+    """Everything one connection's sync did; `error` is set when it failed."""
+
+    name: str
+    materialized: dict[str, Metadata] = field(default_factory=dict)  # asset -> its metadata
+    observed: dict[str, Metadata] = field(default_factory=dict)  # dry runs observe only
+    checks: list[CheckOutcome] = field(default_factory=list)
+    pushes: dict[str, PushOutcome] = field(default_factory=dict)  # push mapping -> what it did
+    log: list[tuple[int, str]] = field(default_factory=list)
+    error: BaseException | None = None
+    failed_at: str | None = None  # the asset being synced when it failed
+    failed_mapping: Any = None  # the mapping (transforms.Mapping) being applied when it failed
+    call_stats: Metadata = field(default_factory=dict)  # TikTok calls before a failure
+    api: dict[str, int] = field(default_factory=dict)  # requests, retries, rate_limited
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def info(self, message: str) -> None:
+        self.log.append((logging.INFO, message))
+
+    def warning(self, message: str) -> None:
+        self.log.append((logging.WARNING, message))
