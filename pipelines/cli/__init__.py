@@ -3,6 +3,7 @@
 import click
 
 from pipelines.cli.connections import connections
+from pipelines.cli.crm import crm
 from pipelines.cli.demo import demo, ui
 from pipelines.cli.mapping import mapping
 from pipelines.cli.simulator import simulator
@@ -16,3 +17,4 @@ def main() -> None:
 for command in (demo, ui, simulator, connections):
     main.add_command(command)
 main.add_command(mapping)
+main.add_command(crm)

@@ -166,6 +166,10 @@ class SalesforceClient:
             return response  # 404: no record has this external id any more
         return self._classify(response)
 
+    def classify(self, response: httpx.Response) -> httpx.Response:
+        """The typed error of a Salesforce answer (200 passes), for any REST resource."""
+        return self._classify(response)
+
     def _classify(self, response: httpx.Response) -> httpx.Response:
         usage = _USAGE.search(response.headers.get("sforce-limit-info", ""))
         if usage:
