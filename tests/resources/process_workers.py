@@ -9,15 +9,41 @@ import os
 from typing import Any
 
 
-def take_budget(url: str, scope: str, attempts: int, barrier: Any, results: Any) -> None:
+def take_budget(
+    url: str, scope: str, attempts: int, limit: int, barrier: Any, results: Any
+) -> None:
     """Try `attempts` non-blocking acquisitions on one key; report how many were admitted."""
     from resources.ratelimit import RequestBudget
 
-    budget = RequestBudget(url, {"video_list": 20}, margin=0.0, smooth=False)
+    budget = RequestBudget(url, {"video_list": limit}, margin=0.0, smooth=False)
+    budget.try_acquire("video_list", f"{scope}-warm-up")  # connect before the race starts
     barrier.wait()
     admitted = sum(budget.try_acquire("video_list", scope) for _ in range(attempts))
     budget.close()
     results.put(admitted)
+
+
+def queue_on_budget(
+    url: str, scope: str, attempts: int, limit: int, barrier: Any, results: Any
+) -> None:
+    """Make `attempts` blocking acquisitions on one key; report (admitted, errors, seconds waited).
+
+    Every acquisition must return: a budget under contention queues, it never refuses.
+    """
+    from resources.ratelimit import RequestBudget
+
+    budget = RequestBudget(url, {"video_list": limit}, margin=0.0, smooth=False)
+    budget.try_acquire("video_list", f"{scope}-warm-up")
+    barrier.wait()
+    admitted, errors, waited = 0, [], 0.0
+    for _ in range(attempts):
+        try:
+            waited += budget.acquire("video_list", scope)
+            admitted += 1
+        except Exception as err:  # reported to the parent, which asserts there were none
+            errors.append(f"{type(err).__name__}: {err}")
+    budget.close()
+    results.put((admitted, errors, waited))
 
 
 def sync_profile(

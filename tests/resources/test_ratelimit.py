@@ -1,8 +1,9 @@
-"""The shared request budget: limits parsing, pyrate-limiter rates, waiting, and sharing.
+"""The shared request budget: limits parsing, pyrate-limiter rates, waiting, sharing, adapting.
 
 Round trips: `RequestBudget` -> pyrate-limiter bucket -> SQLite file / Redis / PostgreSQL, with an
-injected clock whose `sleep` only moves time (no real sleeping), and two real processes taking
-from one budget through each shared store.
+injected clock whose `sleep` only moves time (no real sleeping); real processes taking from one
+budget through each shared store at once (they queue, none is refused); and the learned limit:
+a 429 reported to one budget lowers the limit every budget on that store enforces.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import pytest
 from resources.ratelimit import (
     DEFAULT_LIMIT_PER_MINUTE,
     ENDPOINTS,
+    RECOVERY_HOLD_S,
     BudgetConfigError,
     BudgetUnavailable,
     RequestBudget,
     budget_rates,
+    limit_after_refusal,
+    limit_at,
     parse_limits,
 )
-from tests.resources.process_workers import take_budget
+from resources.ratelimit_stores import LearnedLimit
+from tests.resources.process_workers import queue_on_budget, take_budget
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -130,21 +135,32 @@ def test_two_budgets_on_one_file_share_the_count(tmp_path):
     assert second.try_acquire("video_list")
 
 
-def _two_processes_share(url: str) -> list[int]:
-    """Two processes race 30 non-blocking acquisitions each for a budget of 20 a minute."""
+def _in_processes(target: object, count: int, *args: object) -> list:
+    """Run `target(url, scope, *args, barrier, results)` in `count` processes at once."""
     context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(2), context.Queue()
+    barrier, results = context.Barrier(count), context.Queue()
     scope = f"test-{uuid.uuid4().hex[:8]}"
+    url, *rest = args
     workers = [
-        context.Process(target=take_budget, args=(url, scope, 30, barrier, results))
-        for _ in range(2)
+        context.Process(target=target, args=(url, scope, *rest, barrier, results))
+        for _ in range(count)
     ]
     for worker in workers:
         worker.start()
-    admitted = [results.get(timeout=60) for _ in workers]
+    outcomes = [results.get(timeout=120) for _ in workers]
     for worker in workers:
         worker.join(timeout=30)
-    return admitted
+    return outcomes
+
+
+def _two_processes_share(url: str) -> list[int]:
+    """Two processes race 30 non-blocking acquisitions each for a budget of 20 a minute."""
+    return _in_processes(take_budget, 2, url, 30, 20)
+
+
+def _processes_queue(url: str) -> list[tuple[int, list[str], float]]:
+    """Four processes make 25 blocking acquisitions each, all at once, on one key."""
+    return _in_processes(queue_on_budget, 4, url, 25, 60_000)
 
 
 def test_two_processes_share_one_sqlite_budget(tmp_path):
@@ -196,6 +212,110 @@ def test_an_unreachable_store_is_a_clear_transient_error_without_the_password():
 def test_two_processes_share_one_postgres_budget(postgres_url):
     pytest.importorskip("psycopg_pool", reason="`psycopg-pool` is needed for PostgreSQL budgets")
     admitted = _two_processes_share(postgres_url)
-    # PostgreSQL refuses a put that meets a locked table (NOWAIT) instead of queueing it, so a
-    # race can admit fewer than 20, never more.
-    assert 1 <= sum(admitted) <= 20, admitted
+    # Exactly the limit: a put that meets another one waits for it (pyrate-limiter's own bucket
+    # refused it with LOCK TABLE NOWAIT, so a race admitted fewer).
+    assert sum(admitted) == 20, admitted
+
+
+@pytest.mark.postgres
+def test_contention_on_a_postgres_budget_queues_and_refuses_none(postgres_url):
+    pytest.importorskip("psycopg_pool", reason="`psycopg-pool` is needed for PostgreSQL budgets")
+    outcomes = _processes_queue(postgres_url)
+    assert [(admitted, errors) for admitted, errors, _ in outcomes] == [(25, [])] * 4
+    # Room for every request (60,000 a minute): the contention was queued, not waited out.
+    assert all(waited < 30 for _, _, waited in outcomes)
+
+
+@pytest.mark.postgres
+def test_four_processes_racing_a_postgres_budget_get_exactly_its_limit(postgres_url):
+    pytest.importorskip("psycopg_pool", reason="`psycopg-pool` is needed for PostgreSQL budgets")
+    admitted = _in_processes(take_budget, 4, postgres_url, 30, 40)
+    assert sum(admitted) == 40, admitted  # none refused for contention, none over the limit
+
+
+def test_contention_on_a_redis_budget_queues_and_refuses_none(redis_url):
+    outcomes = _processes_queue(redis_url)
+    assert [(admitted, errors) for admitted, errors, _ in outcomes] == [(25, [])] * 4
+
+
+def test_contention_on_a_sqlite_budget_queues_and_refuses_none(tmp_path):
+    outcomes = _processes_queue(f"sqlite:///{tmp_path / 'budget.db'}")
+    assert [(admitted, errors) for admitted, errors, _ in outcomes] == [(25, [])] * 4
+
+
+# The adaptive limit.
+
+
+@pytest.mark.parametrize(
+    ("current", "window_count", "expected"),
+    [
+        (600.0, 150, 420.0),  # TikTok let 150 through: cut, but by at most 30% at once
+        (200.0, 150, 150.0),  # close to what TikTok let through: cut to exactly that
+        (600.0, 0, 420.0),  # refused with nothing of ours in the window: someone else's traffic
+        (150.0, 400, 150.0),  # the window holds more than the limit: nothing to learn
+        (1.0, 0, 1.0),  # never below one a minute
+    ],
+)
+def test_a_refusal_cuts_the_limit_to_what_tiktok_let_through(current, window_count, expected):
+    assert limit_after_refusal(current, window_count) == pytest.approx(expected)
+
+
+def test_the_limit_holds_for_one_window_then_recovers_slowly_up_to_the_ceiling():
+    cut = LearnedLimit(limit=150.0, cut_at=1_000.0)
+    assert limit_at(None, 600, 5_000.0) == 600
+    assert limit_at(cut, 600, 1_000.0 + RECOVERY_HOLD_S) == 150.0
+    assert limit_at(cut, 600, 1_000.0 + RECOVERY_HOLD_S + 60) == pytest.approx(153.0)
+    assert limit_at(cut, 600, 1_000.0 + RECOVERY_HOLD_S + 35 * 60) == pytest.approx(300, rel=0.01)
+    assert limit_at(cut, 600, 1_000.0 + 24 * 3600) == 600  # never above the configured ceiling
+
+
+def _store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'budget.db'}"
+    if request.param == "redis":
+        return request.getfixturevalue("redis_url")
+    pytest.importorskip("psycopg_pool", reason="`psycopg-pool` is needed for PostgreSQL budgets")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(params=["sqlite", "redis", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    return _store_url(request, tmp_path)
+
+
+def test_a_refusal_lowers_the_limit_of_every_budget_sharing_the_store(store_url):
+    clock, scope = FakeClock(), f"test-{uuid.uuid4().hex[:8]}"
+    here = RequestBudget(store_url, {"video_list": 600}, now=clock, sleep=clock.sleep)
+    elsewhere = RequestBudget(store_url, {"video_list": 600}, now=clock, sleep=clock.sleep)
+    admissions = [here.admit("video_list", scope) for _ in range(150)]  # TikTok lets 150 through
+    refused = here.admit("video_list", scope)
+    assert here.rate_limited(refused, scope) == 420  # at most 30% at once
+    clock.now += 1.0  # the other process reads the learned limit at most a second later
+    assert elsewhere.limit("video_list", scope) == 420
+    # A refusal of a request admitted before that cut is old news: no second cut for it.
+    assert here.rate_limited(admissions[-1], scope) == 420
+    # Refusals of requests admitted after each cut close in on what TikTok let through.
+    limits = [here.rate_limited(here.admit("video_list", scope), scope) for _ in range(4)]
+    assert limits[:2] == [294, 205]  # 30% at a time while far above the window's count
+    assert 140 <= limits[-1] <= 155  # then the count itself (the window slides meanwhile)
+    clock.now += 1.0
+    assert elsewhere.limit("video_list", scope) == limits[-1]
+    here.close()
+    elsewhere.close()
+
+
+def test_a_lowered_limit_is_enforced_on_the_window_already_sent(tmp_path):
+    clock = FakeClock()
+    budget = RequestBudget(
+        f"sqlite:///{tmp_path / 'budget.db'}", {"video_list": 600}, now=clock, sleep=clock.sleep
+    )
+    for _ in range(150):
+        budget.admit("video_list")
+    budget.rate_limited(budget.admit("video_list"))
+    for _ in range(3):
+        budget.rate_limited(budget.admit("video_list"))
+    assert budget.limit("video_list") < 160
+    started = clock.now
+    budget.admit("video_list")  # the window is full at the new limit: wait for it to slide
+    assert clock.now - started > 30
+    budget.close()
