@@ -129,3 +129,62 @@ def test_request_errors_are_json_arrays(api, path, headers, status, code):
     assert response.status_code == status
     assert response.json()[0]["errorCode"] == code
     assert "Sforce-Limit-Info" in response.headers
+
+
+DELETE = "/services/data/v62.0/composite/sobjects"
+DESCRIBE = "/services/data/v62.0/sobjects/Contact/describe"
+
+
+def test_a_failed_upsert_result_holds_every_upsert_result_field(api, salesforce):
+    salesforce.fail_record("b", "INVALID_EMAIL_ADDRESS", "bad")
+    body = api.patch(COLLECTION, json={"records": [contact("b")]}).json()
+    assert set(body[0]) == {"id", "success", "errors", "created"}
+    assert set(body[0]["errors"][0]) == {"statusCode", "message", "fields"}
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "code"),
+    [
+        ({"content": b'{"records": []}', "headers": {"Content-Type": "text/plain"}}, 415, None),
+        ({"json": {"allOrNone": "yes", "records": [contact("a")]}}, 400, "JSON_PARSER_ERROR"),
+    ],
+)
+def test_a_collection_body_must_be_json_with_a_boolean_all_or_none(
+    api, salesforce, request_kwargs, status, code
+):
+    response = api.patch(COLLECTION, **request_kwargs)
+    assert response.status_code == status
+    assert isinstance(response.json(), list)  # an array of errors, as every Salesforce error
+    assert code is None or response.json()[0]["errorCode"] == code
+    assert salesforce.records() == {}
+
+
+def test_collection_delete_answers_one_delete_result_per_id_in_order(api, salesforce):
+    ids = [r["id"] for r in api.patch(COLLECTION, json={"records": [contact("a")]}).json()]
+    response = api.delete(
+        DELETE, params={"ids": f"{ids[0]},003000000000000999", "allOrNone": "false"}
+    )
+    assert response.status_code == 200
+    first, unknown = response.json()
+    assert first == {"id": ids[0], "success": True, "errors": []}
+    assert (unknown["success"], unknown["errors"][0]["statusCode"]) == (False, "ENTITY_IS_DELETED")
+    assert salesforce.records() == {} and list(salesforce.deleted["Contact"]) == ids
+
+
+def test_delete_by_external_id_is_204_then_404(api, salesforce):
+    api.patch(COLLECTION, json={"records": [contact("a")]})
+    assert api.delete(SINGLE + "a").status_code == 204
+    gone = api.delete(SINGLE + "a")
+    assert (gone.status_code, gone.json()[0]["errorCode"]) == (404, "NOT_FOUND")
+
+
+def test_describe_lists_fields_with_external_id_and_unique(api):
+    body = api.get(DESCRIBE).json()
+    fields = {f["name"]: f for f in body["fields"]}
+    assert body["name"] == "Contact"
+    assert (fields["TikTok_Open_Id__c"]["externalId"], fields["TikTok_Open_Id__c"]["unique"]) == (
+        True,
+        True,
+    )
+    assert fields["LastName"]["nillable"] is False and fields["Id"]["type"] == "id"
+    assert api.get("/services/data/v62.0/sobjects/Widget__c/describe").status_code == 404
