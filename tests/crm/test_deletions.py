@@ -92,7 +92,9 @@ def test_a_video_deleted_then_back_is_pushed_again(hubspot, sleeps, store):
     push(store, client, HUBSPOT, records)
     push(store, client, HUBSPOT, [], on_delete=ARCHIVE, deleted=records)
     _plan, back = push(store, client, HUBSPOT, records, on_delete=ARCHIVE)
-    assert back.created + back.updated == 1 and hubspot.find("contacts", KEY, "open-00000") is not None
+    assert (
+        back.created + back.updated == 1 and hubspot.find("contacts", KEY, "open-00000") is not None
+    )
 
 
 def test_a_purged_connection_has_its_records_archived(hubspot, sleeps, store):

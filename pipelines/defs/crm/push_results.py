@@ -12,7 +12,7 @@ import dagster as dg
 from pipelines.defs.crm.checks import RejectRateSettingError
 from resources.crm.diff import PushPlan
 from resources.crm.errors import CrmError
-from resources.crm.models import CallStats, Record, Rejection
+from resources.crm.models import Archive, CallStats, Record, Rejection
 from resources.crm.push import PushReport
 from transforms import Mapping
 
@@ -33,6 +33,12 @@ def _rejection_sample(rejections: Sequence[Rejection]) -> dg.MetadataValue:
             {"key": r.key, "class": r.error_class, "reason": r.reason}
             for r in rejections[:SAMPLE_SIZE]
         ]
+    )
+
+
+def _archive_sample(archives: Sequence[Archive]) -> dg.MetadataValue:
+    return dg.MetadataValue.json(
+        [{"key": a.key, "crm_id": a.crm_id, "reason": a.reason} for a in archives[:SAMPLE_SIZE]]
     )
 
 
@@ -59,6 +65,11 @@ def dry_run_metadata(
         "api_calls": 0,
         "sample_creates": _sample(plan.creates),
         "sample_updates": _sample(plan.updates),
+        # on_delete: what the run would archive (or mark deleted), before it happens.
+        "on_delete": getattr(mapping, "on_delete", "keep"),
+        "would_archive": len(plan.archives),
+        "would_flag_deleted": plan.flagged,
+        "sample_archives": _archive_sample(plan.archives),
     }
 
 
@@ -84,6 +95,7 @@ def push_metadata(
         "rejected": len(rejected),
         **by_class,
         "held_rejections": report.held,
+        "archived": report.archived,
         "not_sent": report.not_sent,
         "forced_full_push": forced,
         "rejection_sample": _rejection_sample(rejected),
