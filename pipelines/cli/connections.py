@@ -15,12 +15,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
-from pipelines.cli.output import console
+from pipelines.cli.output import say, stdout_console
 from resources import settings
 from resources.audit import KEY_ROTATED, AuditLog
-from resources.connections import Connection, ConnectionStore
+from resources.connections import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
 from resources.database import make_engine
 from resources.importer import ImportFileError, import_entries, read_entries
 from resources.lifecycle import RegistrationRefused, disconnect, register
@@ -69,8 +69,9 @@ def _oauth(app: str) -> OAuthClient:
     )
 
 
-def _say(message: str) -> None:
-    console.print(message, markup=False, highlight=False)
+# `connections list`: one block per connection, a label column, then each value whole.
+_LABEL_WIDTH = 15
+_STATUS_STYLES = {ACTIVE: "green", NEEDS_RECONNECT: "bold red"}
 
 
 class _Group(click.Group):
@@ -101,21 +102,46 @@ def connections_list(as_json: bool, warn_days: int) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    table = Table(title="TikTok connections")
-    columns = ("name", "open_id", "display_name", "scopes", "status")
-    for column in (*columns, "access expires", "refresh expires", "last sync"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            *(str(row[c] if c != "scopes" else ",".join(row[c])) for c in columns),
-            row["access_token_expires_at"] or "-",
-            (row["refresh_token_expires_at"] or "-") + (" (!)" if row["refresh_warning"] else ""),
-            row["last_synced_at"] or "never",
-        )
-    Console().print(table)
+    out = stdout_console()
+    for index, row in enumerate(rows):
+        if index:
+            out.print()
+        _print_connection(out, row)
+    if not rows:
+        say("no connections yet: add one with `tiktok-crm-sync connections connect NAME`")
     for row in rows:
         if row["refresh_warning"]:
-            _say(f"warning: {row['refresh_warning']}")
+            say(f"warning: {row['refresh_warning']}")
+
+
+def _print_connection(out: Console, row: dict) -> None:
+    """One block per connection, each value whole on its own line (no table: at 80 columns a
+    table cuts ids and scopes to `big_cr…`); 80 columns hold it for usual values. Names, ids,
+    scopes and the reconnect command are meant to be copied; piped, it is the same plain text."""
+    status = Text(row["status"], style=_STATUS_STYLES.get(row["status"], "yellow"))
+    if row["status_reason"]:
+        status.append(f" ({row['status_reason']})")
+    out.print(Text.assemble((row["name"], "bold"), "  ", status))
+    needs_reconnect = row["status"] == NEEDS_RECONNECT
+    fields = [("reconnect", reconnect_command(row["name"]))] if needs_reconnect else []
+    days_left = row["refresh_token_days_left"]
+    refresh = row["refresh_token_expires_at"] or "-"
+    if days_left is not None:
+        refresh += " (expired)" if days_left <= 0 else f" ({days_left:.0f} days left)"
+    fields += [
+        ("open_id", row["open_id"] or "-"),
+        ("display name", row["display_name"] or "-"),
+        ("scopes", ",".join(row["scopes"]) or "-"),
+        ("access until", row["access_token_expires_at"] or "-"),
+        ("refresh until", refresh),
+        ("last sync", row["last_synced_at"] or "never"),
+    ]
+    for label, value in fields:
+        out.print(Text(f"  {label:<{_LABEL_WIDTH}}{value}"))
+
+
+def reconnect_command(name: str) -> str:
+    return f"tiktok-crm-sync connections reconnect {name}"
 
 
 def _row(c: Connection, now: float, warn_days: int) -> dict:
@@ -124,8 +150,7 @@ def _row(c: Connection, now: float, warn_days: int) -> dict:
     if days_left is not None and days_left <= warn_days:
         when = "has expired" if days_left <= 0 else f"expires in {days_left:.0f} days"
         warning = (
-            f"the refresh token of {c.name} {when}; run "
-            f"`tiktok-crm-sync connections reconnect {c.name}` before then"
+            f"the refresh token of {c.name} {when}; run `{reconnect_command(c.name)}` before then"
         )
     return {
         "name": c.name,
@@ -169,14 +194,17 @@ def _authorize(
         redirect = str(flow["redirect_uri"] or default_redirect_uri(int(flow["port"])))
 
         def ask(url: str) -> str:
-            _say(f"Open this URL, approve, then paste the address your browser lands on:\n{url}")
+            # The URL alone on its line, whole: rich would wrap it at the console width.
+            say("Open this URL, approve, then paste the address your browser lands on:")
+            click.echo(url, err=True)
             return click.prompt("redirect address", err=True)
 
         grant = authorize_by_paste(oauth, scopes, redirect_uri=redirect, pkce=flow["pkce"], ask=ask)
     else:
 
         def open_browser(url: str) -> None:
-            _say(f"Opening TikTok's authorization page (or open it yourself):\n{url}")
+            say("Opening TikTok's authorization page (or open it yourself):")
+            click.echo(url, err=True)
             webbrowser.open(url)
 
         grant = authorize_with_listener(
@@ -192,14 +220,14 @@ def _authorize(
     connection = register(
         _store(), _audit(), name, app, grant, reconnect=reconnect, command=command
     )
-    _say(
+    say(
         f"connection {name} {'reconnected' if reconnect else 'connected'} (app {app}, open_id "
         f"{connection.open_id}); granted: {', '.join(sorted(connection.scopes))}"
     )
     for scope in sorted(scopes - connection.scopes):
         fields = missing_user_scopes(connection.scopes).get(scope, ("videos",))
-        _say(f"not granted: {scope} ({', '.join(fields)} will stay empty)")
-    _say("It syncs in the next scheduled run; its Dagster partition appears within a minute.")
+        say(f"not granted: {scope} ({', '.join(fields)} will stay empty)")
+    say("It syncs in the next scheduled run; its Dagster partition appears within a minute.")
 
 
 def _scopes(raw: str | None, default: frozenset[str]) -> frozenset[str]:
@@ -249,16 +277,16 @@ def connections_disconnect(name: str, purge: bool, yes: bool) -> None:
         store, _audit(), name, oauth_for=oauth_for, warehouse=warehouse, command=command
     )
     if report.revoked:
-        _say(f"revoked the authorization of {name} at TikTok")
+        say(f"revoked the authorization of {name} at TikTok")
     else:
-        _say(
+        say(
             f"not revoked at TikTok ({report.revoke_problem}); the local tokens are deleted "
             "anyway. The user can remove the app in TikTok: Settings > Security > Manage app "
             "permissions"
         )
-    _say(f"connection {name} is disconnected; its tokens are deleted")
+    say(f"connection {name} is disconnected; its tokens are deleted")
     for table, count in sorted((report.removed or {}).items()):
-        _say(f"purged {count} rows from {table}")
+        say(f"purged {count} rows from {table}")
 
 
 @connections.command("import")
@@ -276,8 +304,8 @@ def connections_import(file: Path, replace: bool) -> None:
         command="connections import",
     )
     for name in result.imported:
-        _say(f"imported connection {name}")
-    _say(f"{file} holds tokens in clear text: delete it now that they are encrypted")
+        say(f"imported connection {name}")
+    say(f"{file} holds tokens in clear text: delete it now that they are encrypted")
     if result.refused:
         raise ImportFileError(str(file), result.refused)
 
@@ -287,7 +315,7 @@ def connections_rotate_key() -> None:
     """Re-encrypt every token with the first key of TIKTOK_CRM_SYNC_TOKEN_KEYS."""
     count = _store().rotate_key()
     _audit().record("*", KEY_ROTATED, "connections rotate-key", detail=f"{count} connections")
-    _say(
+    say(
         f"re-encrypted the tokens of {count} connections with the first key; older keys can "
         "now be removed from TIKTOK_CRM_SYNC_TOKEN_KEYS"
     )
@@ -306,7 +334,7 @@ def connections_deauthorize(payload: click.utils.LazyFile, signature: str) -> No
         _audit(),
         command="connections deauthorize",
     )
-    _say(f"{outcome.result}: {outcome.connection or '-'}: {outcome.detail}")
+    say(f"{outcome.result}: {outcome.connection or '-'}: {outcome.detail}")
 
 
 @connections.command("audit")

@@ -8,18 +8,21 @@ the authorization.removed webhook; key rotation. No real TikTok host, no real br
 
 import json
 import os
+import re
 import time
 import webbrowser
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
+from rich.cells import cell_len
 
 from pipelines.cli import main
 from resources.audit import AuditLog
-from resources.connections import ConnectionStore
+from resources.connections import Connection, ConnectionStore
 from resources.tiktok.apps import load_app
 from resources.tiktok.errors import NeedsReconnect
 from resources.tiktok.oauth import OAuthClient
@@ -296,3 +299,64 @@ def test_a_missing_key_is_a_clear_error(harness, tmp_path):
     assert result.exit_code == 1
     assert "TIKTOK_CRM_SYNC_TOKEN_KEYS is not set" in result.stderr
     assert "TOPSECRET" not in result.output
+
+
+# The name the issue saw cut to `big_cr…` by a table at 80 columns.
+LONG_NAME = "big_creator_studio_eu"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def listed_text(harness, simulator) -> tuple[str, dict[str, Connection]]:
+    """`connections list` of two connections, one needing reconnection; its stdout."""
+    connect(simulator, harness.store, LONG_NAME, account=0)
+    connect(simulator, harness.store, "creator-2", account=1, scopes=ALL_SCOPES[:2])
+    harness.store.set_status("creator-2", "needs_reconnect", "the user revoked access")
+    result = cli("list")
+    assert result.exit_code == 0, result.output
+    return result.stdout, {name: harness.store.get(name) for name in (LONG_NAME, "creator-2")}
+
+
+def assert_whole_values_and_reconnect_command(text: str, stored: dict[str, Connection]) -> None:
+    assert "…" not in text
+    lines = text.splitlines()
+    words = [line.split() for line in lines]
+    for name, connection in stored.items():
+        assert ["open_id", connection.open_id] in words
+        assert ["scopes", ",".join(sorted(connection.scopes))] in words
+        status_line = next(line for line in lines if line.startswith(f"{name}  "))
+        beside = lines[lines.index(status_line) + 1].split()
+        needs_reconnect = name == "creator-2"
+        assert ("needs_reconnect" in status_line) is needs_reconnect
+        command = ["reconnect", "tiktok-crm-sync", "connections", "reconnect", name]
+        assert (beside == command) is needs_reconnect
+
+
+def test_list_piped_prints_every_value_whole_and_the_reconnect_command(harness, simulator):
+    text, stored = listed_text(harness, simulator)
+    assert not ANSI.search(text)  # plain text: what a pipe or a file gets
+    assert_whole_values_and_reconnect_command(text, stored)
+
+
+def test_list_on_an_80_column_terminal_fits_and_cuts_nothing(harness, simulator, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: write for a terminal, though captured
+    monkeypatch.setenv("COLUMNS", "80")
+    text, stored = listed_text(harness, simulator)
+    assert ANSI.search(text)  # it did take the terminal's path (colours)
+    plain = ANSI.sub("", text)
+    assert max(cell_len(line) for line in plain.splitlines()) <= 80
+    assert_whole_values_and_reconnect_command(plain, stored)
+
+
+@pytest.mark.parametrize("command", ["connect", "reconnect"])
+def test_headless_prints_the_authorization_url_whole_on_one_line(harness, simulator, command):
+    connect(simulator, harness.store, "creator-1", account=0)
+    name = "creator-1" if command == "reconnect" else "creator-2"
+    # A pasted address from another authorization: refused, after the URL was printed.
+    pasted = f"{REDIRECT_URI}?code=abc&state=not-this-one\n"
+    result = cli(command, name, "--headless", "--redirect-uri", REDIRECT_URI, input=pasted)
+    assert result.exit_code == 1
+    [url] = [line for line in result.stderr.splitlines() if "/v2/auth/authorize/" in line]
+    assert url.startswith(simulator.base_url) and len(url) > 80  # rich would have wrapped it
+    query = parse_qs(urlsplit(url).query)
+    assert {"client_key", "scope", "redirect_uri", "state", "response_type"} <= set(query)
+    assert query["redirect_uri"] == [REDIRECT_URI] and query["code_challenge_method"] == ["S256"]
