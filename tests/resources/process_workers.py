@@ -75,3 +75,43 @@ def sync_profile(
             results.put(("ok", profile.user.open_id, client.stats.refreshes))
     except Exception as err:  # reported to the parent, which asserts on it
         results.put(("error", f"{type(err).__name__}: {err}", 0))
+
+
+def sync_connections(
+    state_url: str,
+    api_base_url: str,
+    environ: dict[str, str],
+    names: list[str],
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One run syncing `names` (profile, every video, fresh metrics) at the same moment as others.
+
+    The budget comes from the environment (TIKTOK_RATE_LIMIT_URL, TIKTOK_RATE_LIMITS), as in a
+    deployed worker. Reports (connection, outcome, requests, 429s) per connection.
+    """
+    os.environ.update(environ)
+    from resources.configurable import TikTokResource
+    from resources.connections import ConnectionStore
+    from resources.database import make_engine
+    from resources.tiktok.extract import extract_profile, extract_videos, refresh_metrics
+    from resources.tiktok.pagination import PageWalk
+
+    store = ConnectionStore(make_engine(state_url))
+    resource = TikTokResource(api_base_url=api_base_url, backoff_cap_s=0.5)
+    resource.budget().limit("video_list")  # open the shared budget before the race starts
+    barrier.wait()
+    for name in names:
+        connection = store.get(name)
+        try:
+            with resource.client(connection, store) as client:
+                extract_profile(client, connection.scopes)
+                walk = PageWalk()
+                ids = [video.id for video in extract_videos(client, connection.scopes, walk)]
+                for _batch in refresh_metrics(client, ids):
+                    pass
+                stats = client.stats
+                results.put((name, "ok", sum(stats.requests.values()), stats.rate_limited))
+        except Exception as err:  # reported to the parent, which asserts on it
+            results.put((name, f"{type(err).__name__}: {err}", 0, 0))
+    resource.budget().close()
