@@ -20,7 +20,7 @@ import httpx
 
 from resources.crm.batching import BatchSender
 from resources.crm.config import HUBSPOT, HubSpotSettings
-from resources.crm.errors import ContractViolation
+from resources.crm.errors import ContractViolation, RequestRejected
 from resources.crm.http import CrmHttp
 from resources.crm.hubspot_answers import BATCH_STATUSES, COMPLETE, BatchAnswer, read_answer
 from resources.crm.hubspot_errors import (
@@ -88,7 +88,13 @@ class HubSpotClient:
         for start in range(0, len(known), self.batch_size):
             chunk = known[start : start + self.batch_size]
             body = {"inputs": [{"id": a.crm_id} for a in chunk]}
-            self._send(url, body)
+            try:
+                self._send(url, body)
+            except RequestRejected as err:
+                # A refused archive request is not a reason to stop the push: keep the reason.
+                reason = f"HubSpot refused the archive ({err.status}): {err.message}"
+                yield BatchResult.all_rejected([a.key for a in chunk], reason, VALIDATION)
+                continue
             yield BatchResult(archived=tuple(a.key for a in chunk))
 
     def _upsert(self, batch: list[Record], key: str) -> BatchResult:

@@ -153,12 +153,24 @@ class SalesforceClient:
             chunk = known[start : start + self.batch_size]
             ids = ",".join(str(a.crm_id) for a in chunk)
             url = f"{self._base}/composite/sobjects?ids={ids}&allOrNone=false"
-            response = self.http.send("DELETE", url, headers=headers, classify=self._classify)
+            try:
+                response = self.http.send("DELETE", url, headers=headers, classify=self._classify)
+            except RequestRejected as err:
+                reason = f"Salesforce refused the delete ({err.status}): {err.message}"
+                yield BatchResult.all_rejected([a.key for a in chunk], reason, VALIDATION)
+                continue
             yield _parse_deletes(response, chunk)
         for archive in (a for a in archives if not a.crm_id):
             value = quote(archive.key, safe="")
             url = f"{self._base}/sobjects/{self._sobject}/{key}/{value}"
-            self.http.send("DELETE", url, headers=headers, classify=self._classify_single_delete)
+            try:
+                self.http.send(
+                    "DELETE", url, headers=headers, classify=self._classify_single_delete
+                )
+            except RequestRejected as err:
+                reason = f"Salesforce refused the delete ({err.status}): {err.message}"
+                yield BatchResult.all_rejected([archive.key], reason, VALIDATION)
+                continue
             yield BatchResult(archived=(archive.key,))
 
     def _classify_single_delete(self, response: httpx.Response) -> httpx.Response:

@@ -12,7 +12,7 @@ import pytest
 
 from resources.audit import CONNECTED, DISCONNECTED, PURGED, AuditLog
 from resources.crm.deletions import ARCHIVE, FLAG, KEEP, DeletePolicy
-from resources.crm.models import VALIDATION
+from resources.crm.models import VALIDATION, Archive
 from resources.crm.push import DELETED_REASON, PURGED_REASON, plan_for, run_push
 from resources.crm.state import ARCHIVED_EVENT, ARCHIVED_HASH, PushStateStore, Target
 from resources.database import make_engine
@@ -188,3 +188,26 @@ class _NoArchive:
 
     def close(self) -> None:
         self._client.close()
+
+
+def test_a_refused_delete_is_a_rejection_not_a_stop(salesforce, sleeps, store):
+    client = salesforce_client(salesforce, sleeps)
+    salesforce.plant_duplicate("Contact", SF_KEY, "open-00007")  # two Contacts, one external id
+    [result] = client.archive_batches([Archive("open-00007", None, DELETED_REASON)], SF_KEY)
+    [refused] = result.rejected
+    assert (refused.key, refused.error_class) == ("open-00007", VALIDATION)
+    assert "300" in refused.reason and len(salesforce.records()) == 2
+
+
+def test_dry_run_metadata_shows_the_archives_before_they_happen(hubspot, sleeps, store):
+    from pipelines.defs.crm.push_results import dry_run_metadata
+    from resources.settings import mappings_dir
+    from transforms import load_mapping
+
+    client = hubspot_client(hubspot, sleeps)
+    push(store, client, HUBSPOT, contacts(2))
+    plan = plan_for(store, HUBSPOT.mapping, [], KEY, on_delete=ARCHIVE, deleted=contacts(2))
+    mapping = load_mapping(mappings_dir() / "hubspot_contacts.yaml")
+    metadata = dry_run_metadata("creator-a", mapping, plan, [])
+    assert metadata["would_archive"] == 2
+    assert [a["key"] for a in metadata["sample_archives"].data] == ["open-00000", "open-00001"]
