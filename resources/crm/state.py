@@ -17,66 +17,28 @@ one `crm_archived` row to the connection audit trail, in the same transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    DateTime,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    delete,
-    func,
-    select,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, Table, delete, func, select
 
 from resources import audit
 from resources.crm.models import TRANSIENT, VALIDATION, Archive, BatchResult, Record, Rejection
+from resources.crm.state_tables import (
+    as_json,
+    chunks,
+    metadata,
+    push_state,
+    rejections,
+    upsert,
+)
 
-KEY_CHUNK = 500  # keys per IN (...) query, well under SQLite's bound-parameter limit
 ARCHIVED_HASH = "archived"  # content hash of a record archived in the CRM
 MAX_TRANSIENT_ATTEMPTS = 5
 ARCHIVED_EVENT = "crm_archived"  # audit event, one per archived record
 ARCHIVE_COMMAND = "crm push"
-
-metadata = MetaData()
-push_state = Table(
-    "crm_push_state",
-    metadata,
-    Column("mapping", String(63), primary_key=True),
-    Column("record_key", Text, primary_key=True),
-    Column("target_kind", String(20), nullable=False),
-    Column("target_object", Text, nullable=False),
-    Column("connection_name", String(63), nullable=False),
-    Column("content_hash", String(64), nullable=False),
-    Column("crm_id", Text),
-    Column("pushed_at", DateTime(timezone=True), nullable=False),
-)
-rejections = Table(
-    "crm_rejections",
-    metadata,
-    Column("mapping", String(63), primary_key=True),
-    Column("record_key", Text, primary_key=True),
-    Column("target_kind", String(20), nullable=False),
-    Column("target_object", Text, nullable=False),
-    Column("connection_name", String(63), nullable=False),
-    Column("error_class", String(20), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("content_hash", String(64), nullable=False),
-    Column("record", Text, nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("first_rejected_at", DateTime(timezone=True), nullable=False),
-    Column("last_rejected_at", DateTime(timezone=True), nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -100,16 +62,6 @@ class StoredRejection:
     record: dict[str, Any]
 
 
-def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
-    iterator = iter(keys)
-    while chunk := list(islice(iterator, KEY_CHUNK)):
-        yield chunk
-
-
-def _json(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
-
-
 class PushStateStore:
     def __init__(
         self,
@@ -127,7 +79,7 @@ class PushStateStore:
         """The CRM's own id of each pushed record that has one."""
         found: dict[str, str] = {}
         with self.engine.connect() as db:
-            for chunk in _chunks(keys):
+            for chunk in chunks(keys):
                 query = select(push_state.c.record_key, push_state.c.crm_id).where(
                     push_state.c.mapping == mapping,
                     push_state.c.record_key.in_(chunk),
@@ -180,10 +132,8 @@ class PushStateStore:
             for a in chosen
         ]
         with self.engine.begin() as db:
-            _upsert(
-                db, push_state, rows, ["content_hash", "crm_id", "pushed_at", "connection_name"]
-            )
-            for chunk in _chunks(a.key for a in chosen):
+            upsert(db, push_state, rows, ["content_hash", "crm_id", "pushed_at", "connection_name"])
+            for chunk in chunks(a.key for a in chosen):
                 db.execute(
                     delete(rejections).where(
                         rejections.c.mapping == target.mapping, rejections.c.record_key.in_(chunk)
@@ -201,7 +151,7 @@ class PushStateStore:
     def _hashes(self, table: Table, mapping: str, keys: Iterable[str], *where: Any) -> dict:
         found: dict[str, str] = {}
         with self.engine.connect() as db:
-            for chunk in _chunks(keys):
+            for chunk in chunks(keys):
                 query = select(table.c.record_key, table.c.content_hash).where(
                     table.c.mapping == mapping, table.c.record_key.in_(chunk), *where
                 )
@@ -236,13 +186,13 @@ class PushStateStore:
                 for key in result.pushed
             ]
             if pushed:
-                _upsert(
+                upsert(
                     db,
                     push_state,
                     pushed,
                     ["content_hash", "crm_id", "pushed_at", "connection_name", "target_object"],
                 )
-                for chunk in _chunks(result.pushed):
+                for chunk in chunks(result.pushed):
                     db.execute(
                         delete(rejections).where(
                             rejections.c.mapping == target.mapping,
@@ -287,7 +237,7 @@ class PushStateStore:
                 "error_class": rejection.error_class,
                 "reason": rejection.reason,
                 "content_hash": hashes.get(rejection.key, ""),
-                "record": _json(records.get(rejection.key, {})),
+                "record": as_json(records.get(rejection.key, {})),
                 "attempts": 1 if count_attempt else 0,
                 "first_rejected_at": now,
                 "last_rejected_at": now,
@@ -304,7 +254,7 @@ class PushStateStore:
                 "last_rejected_at",
                 "target_object",
             ]
-            _upsert(db, rejections, rows, changing, increment="attempts" if count_attempt else None)
+            upsert(db, rejections, rows, changing, increment="attempts" if count_attempt else None)
         return refused
 
     def _give_up(self, db: Connection, target: Target, refused: list[Rejection]) -> list[Rejection]:
@@ -313,7 +263,7 @@ class PushStateStore:
         if not transient:
             return refused
         attempts: dict[str, int] = {}
-        for chunk in _chunks(transient):
+        for chunk in chunks(transient):
             query = select(rejections.c.record_key, rejections.c.attempts).where(
                 rejections.c.mapping == target.mapping, rejections.c.record_key.in_(chunk)
             )
@@ -357,23 +307,3 @@ class PushStateStore:
         query = select(func.count()).where(push_state.c.mapping == mapping)
         with self.engine.connect() as db:
             return int(db.execute(query).scalar_one())
-
-
-def _upsert(
-    db: Connection,
-    table: Table,
-    rows: list[dict[str, Any]],
-    changing: list[str],
-    increment: str | None = None,
-) -> None:
-    insert_fn = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
-    statement = insert_fn(table)
-    updates: dict[str, Any] = {name: statement.excluded[name] for name in changing}
-    if increment:
-        updates[increment] = table.c[increment] + 1
-    db.execute(
-        statement.on_conflict_do_update(
-            index_elements=[c.name for c in table.primary_key.columns], set_=updates
-        ),
-        rows,
-    )
