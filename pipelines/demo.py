@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from pipelines.instance_home import InstanceNotConfigured, use_project_instance
 from resources import settings
 from resources.connections import ConnectionStore
 from resources.crypto import TOKEN_KEYS_VAR, ensure_demo_key
@@ -60,12 +61,10 @@ def prepare_environment(project_dir: Path | None = None) -> None:
         # Zero configuration: demo tokens are encrypted with a generated demo-only key file,
         # which live mode never reads (resources.crypto).
         ensure_demo_key()
-    project_dir = project_dir or Path.cwd()
-    if not os.environ.get("DAGSTER_HOME"):
-        # The root dagster.yaml is read only when DAGSTER_HOME is the folder that holds it.
-        home = project_dir if (project_dir / "dagster.yaml").exists() else settings.data_dir()
-        home.mkdir(parents=True, exist_ok=True)
-        os.environ["DAGSTER_HOME"] = str(home.resolve())
+    try:
+        use_project_instance(project_dir)
+    except InstanceNotConfigured as err:
+        raise DemoRefused(str(err)) from None
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from resources.tiktok.errors import NeedsReconnect
 from resources.tokens import reconnect_hint
 from services import progress, quality
 from services.crm_push import push_connection
-from services.crm_records import map_connection
+from services.crm_records import SOURCE_ASSETS, map_connection
 from services.outcome import ConnectionOutcome, Metadata
 from services.plan import SyncPlan, SyncTools
 from services.profile import ASSET as PROFILE_ASSET
@@ -86,27 +86,40 @@ def _sync(tools: SyncTools, plan: SyncPlan, name: str, outcome: ConnectionOutcom
     else:
         connection = tools.store.get(name)
     outcome.failed_at = None
+    # Checks run for the assets synced now, or on their own (a check-only launch in the UI).
+    checked = {quality.CHECKS[c][0] for c in plan.checks or () if c in quality.CHECKS}
+    alone = checked - set(_selected_extracts(plan))
     outcome.checks = quality.evaluate(
-        tools.warehouse, tools.store, name, connection.scopes, synced, plan.runs_check
+        tools.warehouse, tools.store, name, connection.scopes, synced | alone, plan.runs_check
     )
-    held = [check for check in outcome.checks if check.blocking and not check.passed]
-    if held and (plan.mappings or plan.pushes):
-        outcome.failed_at = plan.mappings[0].target.object if plan.mappings else None
-        raise IntegrityHold(
-            f"connection {name!r}: its CRM records were held back because "
-            + "; ".join(f"{check.name} failed ({check.description})" for check in held)
-        )
+    held = {check.asset: check for check in outcome.checks if check.blocking and not check.passed}
     for mapping in plan.mappings:
+        if SOURCE_ASSETS[mapping.source] in held:
+            continue
         outcome.failed_at, outcome.failed_mapping = mapping.target.object, mapping
         outcome.materialized[mapping.target.object] = map_connection(
             tools, plan, mapping, name, connection.scopes, outcome
         )
     for mapping in plan.pushes:
+        if SOURCE_ASSETS[mapping.source] in held:
+            continue
         outcome.failed_at, outcome.failed_mapping = mapping.name, mapping
         outcome.pushes[mapping.name] = push_connection(
             tools, plan, mapping, name, connection.scopes, outcome
         )
     outcome.failed_at = outcome.failed_mapping = None
+    if held and (plan.mappings or plan.pushes):
+        raise IntegrityHold(
+            f"connection {name!r}: the CRM records fed by {', '.join(sorted(held))} were held "
+            "back because "
+            + "; ".join(f"{check.name} failed ({check.description})" for check in held.values())
+        )
+
+
+def _selected_extracts(plan: SyncPlan) -> list[str]:
+    return [
+        asset for asset, on in ((PROFILE_ASSET, plan.profile), (VIDEOS_ASSET, plan.videos)) if on
+    ]
 
 
 def _extract(

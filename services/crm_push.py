@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping as EnvMapping
 from dataclasses import dataclass
 
+from resources.crm.deletions import delete_policy, split_deleted
 from resources.crm.diff import PushPlan, content_hash, volatile_fields
 from resources.crm.models import VALIDATION, CallStats, Rejection
 from resources.crm.push import PushReport, plan_for, run_push
@@ -112,7 +113,9 @@ def push_connection(
     wh, store = tools.warehouse, tools.push_state
     source_table = SOURCE_TABLES[mapping.source]
     rows = wh.rows(source_table, connection_name=name) if wh.has_table(source_table) else []
-    result = apply_mapping(mapping, source_records(rows), scopes)
+    # With on_delete archive or flag, videos TikTok deleted are planned apart (docs/crm.md).
+    live, deleted = split_deleted(mapping, source_records(rows), scopes)
+    result = apply_mapping(mapping, live, scopes)
     refused, refused_hashes, refused_records = mapping_rejections(result)
     target = Target(mapping.name, kind, mapping.target.object, name)
     push_plan = plan_for(
@@ -122,6 +125,9 @@ def push_connection(
         key,
         volatile=volatile_fields(mapping),
         force=plan.force_full_push,
+        on_delete=delete_policy(mapping),
+        deleted=deleted,
+        connection=name,
     )
     if plan.dry_run:
         outcome.info(

@@ -149,6 +149,23 @@ SMOKE_ARGS: dict[str, Smoke] = {
     "load": Smoke(("--rows", "10", "--repeats", "1", "--url", "{postgres_url}"), postgres=True),
     "memory": Smoke(("--sizes", "5,10"), slow=True),
     "soak": Smoke(("--connections", "2", "--videos", "2", "--batch-size", "1"), slow=True),
+    # dagster-daemon, the schedule's first tick (up to a minute) and one run.
+    "daily": Smoke(
+        (
+            "--connections",
+            "2",
+            "--videos",
+            "2",
+            "--days",
+            "1",
+            "--latency-low",
+            "0",
+            "--latency-high",
+            "1",
+        ),
+        slow=True,
+        timeout_s=300,
+    ),
     # dagster dev, a backfill through its GraphQL API and one run: about a minute.
     "backfill": Smoke(
         ("--connections", "1", "--videos", "1", "--batch-size", "1", "--timeout", "240"),

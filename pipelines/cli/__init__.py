@@ -8,6 +8,7 @@ from pipelines.cli.demo import demo, ui
 from pipelines.cli.mapping import mapping
 from pipelines.cli.output import quiet_library_warnings
 from pipelines.cli.simulator import simulator
+from pipelines.cli.sync import sync
 
 
 @click.group()
@@ -16,7 +17,7 @@ def main() -> None:
     quiet_library_warnings()  # this process only: library notices are not for the reader
 
 
-for command in (demo, ui, simulator, connections):
+for command in (demo, sync, ui, simulator, connections):
     main.add_command(command)
 main.add_command(mapping)
 main.add_command(crm)

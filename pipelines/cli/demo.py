@@ -59,9 +59,9 @@ def _endpoint_stats(simulator: TikTokSimulator) -> list[dict]:
 
 
 def _print_summary(outcome: SyncOutcome, api_calls: int, seconds: float) -> None:
-    from services.crm_records import warehouse_mappings
     from resources.warehouse import Warehouse
     from services import tables
+    from services.crm_records import warehouse_mappings
 
     warehouse_url = settings.warehouse_url()
     warehouse = Warehouse(make_engine(warehouse_url))

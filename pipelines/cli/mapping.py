@@ -100,9 +100,9 @@ def _map_synced_rows(
     chosen: Mapping, connection_name: str
 ) -> tuple[MappingResult, int, date | None]:
     # Deferred: these pull in Dagster, which `mapping check` does not need.
-    from services.crm_records import SOURCE_TABLES, mapping_inputs
     from resources.connections import ConnectionStore, UnknownConnection
     from resources.warehouse import Warehouse
+    from services.crm_records import SOURCE_TABLES, mapping_inputs
     from transforms import apply_mapping
 
     try:

@@ -132,3 +132,28 @@ def failure_description(result: dg.ExecuteInProcessResult) -> str:
             data = event.step_failure_data.user_failure_data
             return data.description if data else event.step_failure_data.error.message
     return ""
+
+
+def check_evaluations(
+    instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult
+) -> list[dg.AssetCheckEvaluation]:
+    """The run's check evaluations as stored (a failed step's own events are only stored)."""
+    return [
+        entry.dagster_event.event_specific_data
+        for entry in instance.all_logs(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    ]
+
+
+def stored_materializations(
+    instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, asset: str
+) -> list[dg.AssetMaterialization]:
+    """The run's materializations of `asset` as stored, failed step or not."""
+    return [
+        entry.asset_materialization
+        for entry in instance.all_logs(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
+        if entry.asset_materialization.asset_key == dg.AssetKey(asset)
+    ]

@@ -10,15 +10,24 @@ import os
 
 import dagster as dg
 import pytest
-from pipelines.defs.crm.push import build_push_asset, crm_push, push_mappings
 
 from pipelines.defs.crm.checks import REJECT_RATE_CHECK
+from pipelines.defs.sync.assets import build_sync_assets, sync_assets
 from resources.crm.resource import CrmResource
 from resources.crm.state import PushStateStore
 from resources.database import make_engine
+from services.crm_records import push_mappings
 from tests.crm import fixtures
 from tests.crm.fixtures import use_hubspot, use_salesforce
-from tests.pipelines.helpers import Harness, connect, failure_description, metadata, use_live_app
+from tests.pipelines.helpers import (
+    Harness,
+    connect,
+    failure_description,
+    materializations,
+    metadata,
+    sync_config,
+    use_live_app,
+)
 
 # The CRM fakes and the clearing of CRM variables, shared with tests/crm.
 _no_crm_settings, clock = fixtures._no_crm_settings, fixtures.clock
@@ -34,18 +43,22 @@ def harness(simulator, tmp_path):
     return harness
 
 
-def push_asset(kind: str) -> dg.AssetsDefinition:
-    return build_push_asset(next(m for m in push_mappings() if m.target.kind == kind))
+def push_asset(kind: str) -> str:
+    """The push asset of `kind`: the name of its mapping."""
+    return next(m for m in push_mappings() if m.target.kind == kind).name
 
 
-def run_push(harness: Harness, asset: dg.AssetsDefinition, partition: str = "creator-a", **config):
+def run_push(harness: Harness, asset: str, partition: str = "creator-a", **config):
+    """Materialize only the push asset of the connection, as the `crm_push` job does."""
+    pushes = [m for m in push_mappings() if m.name == asset]
     return dg.materialize(
-        [asset],
+        [build_sync_assets([], pushes)],
+        selection=[asset],
         partition_key=partition,
         resources=harness.resources | {"crm": CrmResource(backoff_cap_s=0.0, max_wait_s=0.0)},
         instance=harness.instance,
         raise_on_error=False,
-        run_config={"ops": {asset.key.to_user_string(): {"config": config}}},
+        run_config=sync_config(**config),
     )
 
 
@@ -94,8 +107,13 @@ def test_dry_run_reports_would_be_changes_without_calling(harness, hubspot):
     dry = run_push(harness, asset, dry_run=True)
     assert dry.success, failure_description(dry)
     assert hubspot.request_count == 0
-    assert dry.asset_materializations_for_node("hubspot_contacts") == []
-    [observation] = dry.asset_observations_for_node("hubspot_contacts")
+    assert materializations(dry, "hubspot_contacts") == []
+    [observation] = [
+        event.asset_observation_data.asset_observation
+        for event in dry.all_events
+        if event.event_type_value == "ASSET_OBSERVATION"
+        and event.asset_key == dg.AssetKey("hubspot_contacts")
+    ]
     meta = {key: value.value for key, value in observation.metadata.items()}
     assert (meta["would_create"], meta["would_update"], meta["api_calls"]) == (1, 0, 0)
     assert meta["sample_creates"][0]["tiktok_open_id"] == harness.store.get("creator-a").open_id
@@ -167,12 +185,19 @@ def test_a_missing_secret_fails_naming_the_variable(harness, salesforce):
 
 
 def test_push_assets_exist_only_for_configured_targets(monkeypatch):
-    assert crm_push().assets == []
+    unconfigured = sync_assets()
+    assert {key.to_user_string() for a in unconfigured.assets for key in a.keys} == {
+        "tiktok_profile",
+        "tiktok_videos",
+        "crm_contacts",
+        "crm_videos",
+    }
+    assert not unconfigured.jobs
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-not-read-at-load")
     monkeypatch.setenv("SALESFORCE_INSTANCE_URL", "https://acme.my.salesforce.com")
-    defs = crm_push()
+    defs = sync_assets()
     keys = {key.to_user_string() for asset in defs.assets for key in asset.keys}
-    assert keys == {"hubspot_contacts", "salesforce_contacts"}
+    assert {"hubspot_contacts", "salesforce_contacts"} <= keys
     assert [job.name for job in defs.jobs] == ["crm_push"]
     # The whole code location loads with them, the CRM resource bound by this module.
     from pipelines.definitions import defs as code_location

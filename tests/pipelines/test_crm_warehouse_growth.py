@@ -8,9 +8,9 @@ two syncs a day apart leave two snapshots, and the CRM assets compute `follower_
 
 from datetime import date, datetime, tzinfo
 
-import pipelines.defs.tiktok.assets as tiktok_assets
 import pytest
 
+import pipelines.defs.sync.assets as sync_assets
 from simulators.tiktok import ManualClock, SimulatorConfig, TikTokSimulator
 from tests.pipelines.helpers import Harness, connect, failure_description, metadata, use_live_app
 
@@ -40,7 +40,7 @@ def snapshots_follow_the_simulated_clock(monkeypatch, clock):
         def now(cls, tz: tzinfo | None = None) -> datetime:
             return datetime.fromtimestamp(clock(), tz)
 
-    monkeypatch.setattr(tiktok_assets, "datetime", SimulatedDatetime)
+    monkeypatch.setattr(sync_assets, "datetime", SimulatedDatetime)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -1,6 +1,5 @@
 """The whole code location loads, with the job, schedule and sensor the daily sync relies on."""
 
-from datetime import datetime
 
 import dagster as dg
 import pytest
@@ -21,29 +20,6 @@ def test_definitions_load_with_every_piece(loaded):
     assert loaded.resolve_job_def("tiktok_daily_sync") is not None
     assert loaded.resolve_schedule_def("tiktok_daily_sync_schedule").cron_schedule == "0 6 * * *"
     assert loaded.resolve_sensor_def("tiktok_connection_partitions_sensor") is not None
-
-
-def test_schedule_requests_one_run_per_active_connection(loaded, simulator, tmp_path):
-    use_live_app(simulator)
-    harness = Harness(simulator, tmp_path)
-    for index, name in enumerate(["a-one", "b-two", "c-three"]):
-        connect(simulator, harness.store, name, account=index)
-    harness.store.set_status("b-two", "needs_reconnect", "revoked")
-    schedule = loaded.resolve_schedule_def("tiktok_daily_sync_schedule")
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance,
-            resources={"state_db": harness.resources["state_db"]},
-            scheduled_execution_time=datetime(2026, 11, 22, 6),
-        )
-        requests = schedule(context)
-        partitions = set(instance.get_dynamic_partitions("tiktok_connection"))
-    # The connection that needs reconnecting is skipped; the others get one run each, per day.
-    assert [(r.partition_key, r.run_key) for r in requests] == [
-        ("a-one", "2026-11-22:a-one"),
-        ("c-three", "2026-11-22:c-three"),
-    ]
-    assert partitions == {"a-one", "c-three"}
 
 
 def test_partitions_sensor_mirrors_the_registry(loaded, simulator, tmp_path):

@@ -199,7 +199,7 @@ def build_sync_assets(warehouse: list[Mapping], pushes: list[Mapping]) -> dg.Ass
             sync_log=SyncLog(state_engine),
         )
         mode = _mode_metadata(tiktok, context) if plan.extracts else {}
-        names = list(context.partition_keys)
+        names = _run_partitions(context)
         failed = {}
         for outcome in sync_connections(tools, plan, names, sync_workers()):
             for level, message in outcome.log:
@@ -225,11 +225,25 @@ def build_sync_assets(warehouse: list[Mapping], pushes: list[Mapping]) -> dg.Ass
                 context.log.error("connection %r failed: %s", name, failed[name].description)
         if len(names) == 1 and failed:
             raise failed[names[0]]  # one connection: its own failure, metadata and all
-        if failed:
-            raise batch_failure(len(names), failed)
+        if failed:  # in partition order, whatever order the connections finished in
+            raise batch_failure(len(names), {n: failed[n] for n in names if n in failed})
         yield from ()
 
     return connection_sync
+
+
+def _run_partitions(context: dg.AssetExecutionContext) -> list[str]:
+    """The run's connections; a check-only launch (no asset selected) names its partition by tag,
+    which Dagster does not expose as the step's partition keys."""
+    try:
+        return list(context.partition_keys)
+    except dg.DagsterInvariantViolationError:
+        tag = context.run.tags.get("dagster/partition")
+    if tag is None:
+        raise dg.Failure(
+            description="the sync runs per connection: launch it for connection partitions"
+        )
+    return [tag]
 
 
 def _mode_metadata(tiktok: TikTokResource, context: dg.AssetExecutionContext) -> dict:

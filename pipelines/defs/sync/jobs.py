@@ -6,7 +6,6 @@ a Python start-up and a code load to every run (docs/operations.md has the measu
 
 import dagster as dg
 
-
 DAILY_SYNC_JOB = "tiktok_daily_sync"
 
 tiktok_daily_sync = dg.define_asset_job(

@@ -1,0 +1,84 @@
+"""`sync`: the live daily sync, now, as real Dagster runs in the instance the schedule uses."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipelines.cli.output import console, say, stdout_console
+from resources import settings
+from resources.database import make_engine
+
+
+@click.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_active", is_flag=True, help="Every active connection.")
+@click.option(
+    "--mode",
+    type=click.Choice(["full", "incremental"]),
+    default=None,
+    help="How videos are read (default: the sync policy, TIKTOK_SYNC_MODE, which is full).",
+)
+def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
+    """Run the daily sync now for NAMES (or --all), as Dagster runs you can see in the UI."""
+    from pipelines.instance_home import InstanceNotConfigured, use_project_instance
+    from resources.connections import ACTIVE, ConnectionStore
+
+    if bool(names) == all_active:
+        raise click.UsageError("name the connections to sync, or pass --all (not both)")
+    try:
+        use_project_instance()
+    except InstanceNotConfigured as err:
+        raise click.ClickException(str(err)) from None
+    store = ConnectionStore(make_engine(settings.state_database_url()))
+    known = {connection.name: connection for connection in store.list()}
+    if all_active:
+        chosen = [name for name, c in known.items() if c.status == ACTIVE]
+        if not chosen:
+            raise click.ClickException(
+                "no active connection: add one with `tiktok-crm-sync connections connect NAME`"
+            )
+    else:
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise click.ClickException(
+                f"unknown connection(s): {', '.join(unknown)}. `tiktok-crm-sync connections "
+                "list` shows the registered ones"
+            )
+        chosen = list(dict.fromkeys(names))
+    _run(chosen, mode)
+
+
+def _run(names: list[str], mode: str | None) -> None:
+    import dagster as dg
+
+    from pipelines.runner import run_daily_sync
+
+    started = time.monotonic()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with dg.DagsterInstance.get() as instance, Progress(*columns, console=console) as progress:
+        task = progress.add_task("syncing", total=len(names))
+        outcome = run_daily_sync(
+            instance, names, on_done=lambda _name, _ok: progress.advance(task), mode=mode
+        )
+    out = stdout_console()
+    out.print(f"synced {len(outcome.succeeded)} of {len(names)} connections")
+    for asset, rows in sorted(outcome.rows.items()):
+        out.print(f"  {asset}: {rows} rows")
+    out.print(
+        f"TikTok API calls: {outcome.api_requests}, retries: {outcome.api_retries}, "
+        f"rate-limited answers: {outcome.api_rate_limited}"
+    )
+    out.print(f"Dagster runs: {', '.join(outcome.run_ids)}")
+    for name, reason in outcome.failed.items():
+        say(f"connection {name} failed: {reason}")
+    say(f"took {time.monotonic() - started:.1f} s")
+    if outcome.failed:
+        raise SystemExit(1)

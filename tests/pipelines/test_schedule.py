@@ -1,0 +1,180 @@
+"""The daily schedule: a bounded number of runs, each connection at most once a day.
+
+Each test builds the schedule's context on a test instance with the project's state database
+(connections registered through the simulator's OAuth) and reads back the run requests, as the
+daemon would launch them. Runs "already launched today" are added to the instance with the tags
+the schedule gives its runs.
+"""
+
+import uuid
+from datetime import datetime
+
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from pipelines.definitions import defs
+from pipelines.defs.sync.schedules import SCHEDULE_NAME, SYNC_DAY_TAG
+from services.policy import (
+    FULL,
+    INCREMENTAL,
+    ConnectionSize,
+    PolicyError,
+    SyncPolicy,
+    estimate_requests,
+    policy_from_env,
+)
+from tests.pipelines.helpers import Harness, connect, use_live_app
+
+TICK = datetime(2026, 11, 22, 6)
+
+
+@pytest.fixture(scope="module")
+def schedule() -> dg.ScheduleDefinition:
+    return defs().resolve_schedule_def(SCHEDULE_NAME)
+
+
+@pytest.fixture
+def harness(simulator, tmp_path):
+    use_live_app(simulator)
+    harness = Harness(simulator, tmp_path)
+    for index, name in enumerate(["a-one", "b-two", "c-three", "d-four"]):
+        connect(simulator, harness.store, name, account=index)
+    return harness
+
+
+def tick(schedule, harness, instance, when: datetime = TICK):
+    context = dg.build_schedule_context(
+        instance=instance,
+        resources={
+            "state_db": harness.resources["state_db"],
+            "warehouse": harness.resources["warehouse"],
+        },
+        scheduled_execution_time=when,
+    )
+    return schedule(context)
+
+
+def ranges(requests) -> list[tuple[str, str]]:
+    return [
+        (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG])
+        for r in requests
+    ]
+
+
+def launched(instance: dg.DagsterInstance, requests) -> None:
+    """Record the requested runs in the instance, as the daemon does when it launches them."""
+    for request in requests:
+        tags = {**request.tags, "dagster/schedule_name": SCHEDULE_NAME}
+        instance.add_run(
+            dg.DagsterRun(job_name="tiktok_daily_sync", run_id=str(uuid.uuid4()), tags=tags)
+        )
+
+
+def test_one_run_covers_every_active_connection(schedule, harness):
+    harness.store.set_status("c-three", "needs_reconnect", "revoked")
+    with dg.instance_for_test() as instance:
+        requests = tick(schedule, harness, instance)
+        partitions = instance.get_dynamic_partitions("tiktok_connection")
+    assert ranges(requests) == [("a-one", "d-four")]
+    assert all(r.tags[SYNC_DAY_TAG] == "2026-11-22" for r in requests)
+    assert partitions == ["a-one", "b-two", "d-four"]
+
+
+def test_runs_split_around_a_partition_that_must_not_sync(schedule, harness):
+    with dg.instance_for_test() as instance:
+        # c-three had synced before; now it needs reconnecting: runs leave it out.
+        instance.add_dynamic_partitions(
+            "tiktok_connection", ["a-one", "b-two", "c-three", "d-four"]
+        )
+        harness.store.set_status("c-three", "needs_reconnect", "revoked")
+        assert ranges(tick(schedule, harness, instance)) == [
+            ("a-one", "b-two"),
+            ("d-four", "d-four"),
+        ]
+
+
+def test_runs_hold_at_most_the_batch_size(schedule, harness, monkeypatch):
+    import pipelines.defs.sync.schedules as schedules
+
+    monkeypatch.setattr(schedules, "sync_batch_size", lambda: 3)
+    with dg.instance_for_test() as instance:
+        assert ranges(tick(schedule, harness, instance)) == [
+            ("a-one", "c-three"),
+            ("d-four", "d-four"),
+        ]
+
+
+def test_ticking_again_the_same_day_syncs_nothing_twice(schedule, harness, simulator):
+    with dg.instance_for_test() as instance:
+        first = tick(schedule, harness, instance)
+        launched(instance, first)
+        again = tick(schedule, harness, instance, TICK.replace(hour=7))
+        assert (
+            isinstance(again, dg.SkipReason)
+            and "already synced on 2026-11-22" in again.skip_message
+        )
+        # Registered at noon: the next tick syncs it, and only it.
+        connect(simulator, harness.store, "e-five", account=4 % len(simulator.accounts))
+        noon = tick(schedule, harness, instance, TICK.replace(hour=12))
+        assert ranges(noon) == [("e-five", "e-five")]
+        launched(instance, noon)
+        # The next day everyone is synced again.
+        tomorrow = tick(schedule, harness, instance, TICK.replace(day=23))
+        assert ranges(tomorrow) == [("a-one", "e-five")]
+
+
+@pytest.mark.parametrize(
+    ("environ", "policy"),
+    [
+        ({}, SyncPolicy(FULL, 7, 30)),
+        ({"TIKTOK_SYNC_MODE": "incremental"}, SyncPolicy(INCREMENTAL, 7, 30)),
+        (
+            {"TIKTOK_SYNC_MODE": "Incremental", "TIKTOK_FULL_SYNC_EVERY_DAYS": "0"},
+            SyncPolicy(INCREMENTAL, 0, 30),
+        ),
+        ({"TIKTOK_LOOKBACK_DAYS": "90"}, SyncPolicy(FULL, 7, 90)),
+    ],
+)
+def test_policy_from_the_environment(environ, policy):
+    assert policy_from_env(environ) == policy
+
+
+@pytest.mark.parametrize(
+    ("environ", "complaint"),
+    [
+        ({"TIKTOK_SYNC_MODE": "sometimes"}, "TIKTOK_SYNC_MODE must be 'full'"),
+        ({"TIKTOK_FULL_SYNC_EVERY_DAYS": "weekly"}, "TIKTOK_FULL_SYNC_EVERY_DAYS must be"),
+        ({"TIKTOK_LOOKBACK_DAYS": "-1"}, "TIKTOK_LOOKBACK_DAYS must be"),
+    ],
+)
+def test_a_bad_policy_names_the_variable(environ, complaint):
+    with pytest.raises(PolicyError, match=complaint):
+        policy_from_env(environ)
+
+
+def test_incremental_policy_reads_everything_again_every_n_days():
+    from datetime import date
+
+    policy = SyncPolicy(INCREMENTAL, full_every_days=7)
+    today = date(2026, 12, 2)
+    assert policy.mode_for(None, today) == FULL  # never fully read: read everything
+    assert policy.mode_for(date(2026, 11, 30), today) == INCREMENTAL
+    assert policy.mode_for(date(2026, 11, 25), today) == FULL
+    assert SyncPolicy(FULL).mode_for(date(2026, 12, 1), today) == FULL
+
+
+def test_request_estimate_and_the_advice_when_a_day_is_not_enough():
+    limits = {"user_info": 600, "video_list": 600, "video_query": 600}
+    fleet = [ConnectionSize(60, recent_videos=10)] * 1000
+    full = estimate_requests(fleet, FULL, limits)
+    assert full.requests == {"user_info": 1000, "video_list": 3000, "video_query": 0}
+    assert full.minutes == 5.0 and full.fits_a_day
+    incremental = estimate_requests(fleet, INCREMENTAL, limits)
+    assert incremental.requests == {"user_info": 1000, "video_list": 1000, "video_query": 1000}
+    huge = estimate_requests([ConnectionSize(10_000_000)] * 3, FULL, {**limits, "video_list": 100})
+    assert not huge.fits_a_day
+    assert "TIKTOK_SYNC_MODE=incremental" in huge.advice()
