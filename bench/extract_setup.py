@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
 import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -31,10 +34,12 @@ SETUP_WORKERS = 8
 
 @dataclass
 class Recorder:
-    """Send time of every Display API request, per endpoint, from httpx event hooks."""
+    """Send time of every Display API request and (time, status) of every answer, per endpoint,
+    from httpx event hooks (monotonic seconds)."""
 
     sent: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     statuses: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    answered: dict[str, list[tuple[float, int]]] = field(default_factory=lambda: defaultdict(list))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on_request(self, request: httpx.Request) -> None:
@@ -48,6 +53,11 @@ class Recorder:
         if endpoint is not None:
             with self.lock:
                 self.statuses[endpoint].append(response.status_code)
+                self.answered[endpoint].append((time.monotonic(), response.status_code))
+
+    def first_sent(self) -> float | None:
+        with self.lock:
+            return min((times[0] for times in self.sent.values() if times), default=None)
 
     def http_client(self, pool: int) -> httpx.Client:
         limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
@@ -73,6 +83,21 @@ def start_simulator(
     simulator = TikTokSimulator(config)
     simulator.start()
     return simulator
+
+
+def machine_facts() -> dict[str, object]:
+    """Where a benchmark ran: cores, memory, Python, and when (UTC)."""
+    memory_kb = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+    }
 
 
 def connect_all(
