@@ -187,12 +187,14 @@ class TikTokClient:
     ) -> dict[str, Any]:
         request = _Request(endpoint, method, path, ",".join(fields), json)
         try:
-            return self._with_retries(request)
-        except AuthExpired:
-            # Refresh once and repeat the same request; a second rejection is final. The repeat
-            # checks freshness again after its own budget wait, like every attempt.
-            self._token_call(endpoint, self._tokens.refresh, request.token)
-            return self._with_retries(_Request(endpoint, method, path, request.fields, json))
+            try:
+                return self._with_retries(request)
+            except AuthExpired:
+                # Refresh once and repeat the same request; a second rejection is final. The
+                # repeat checks freshness again after its own budget wait, like every attempt.
+                self._token_call(endpoint, self._tokens.refresh, request.token)
+                request = _Request(endpoint, method, path, request.fields, json)
+                return self._with_retries(request)
         except RateLimited as err:
             raise self._gave_up(err, request) from None
 

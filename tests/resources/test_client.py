@@ -373,3 +373,17 @@ def test_a_budget_store_that_is_down_is_a_transient_error_and_retried():
     with pytest.raises(TransientError, match="budget store"):
         client.get_user(["open_id"])
     assert seen == []
+
+
+def test_429s_after_a_token_refresh_still_end_with_the_learned_limit_and_the_setting():
+    rate_limited = (429, envelope_error("rate_limit_exceeded"))
+    expired = (401, envelope_error("access_token_invalid"))
+    budget = RecordingBudget(wait_s=0.0)
+    client, _, _ = make_client(
+        [expired, rate_limited], repeat_last=True, budget=budget, rate_limit_patience_s=60.0
+    )
+    with pytest.raises(RateLimited) as caught:
+        client.get_user(["open_id"])
+    assert "patience 60s" in str(caught.value)
+    assert f"TIKTOK_RATE_LIMITS=user_info={budget.limit}" in caught.value.what_to_do
+    assert client.stats.refreshes == 1
