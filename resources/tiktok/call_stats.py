@@ -39,7 +39,7 @@ class CallStats:
     limit_by_endpoint: dict[str, int] = field(default_factory=dict)
     configured_by_endpoint: dict[str, int] = field(default_factory=dict)
     circuit_opened: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def add(self, counter: str, endpoint: str, amount: float = 1) -> None:
         with self._lock:
@@ -64,23 +64,28 @@ class CallStats:
 
     @property
     def rate_limited(self) -> int:
-        return sum(self.rate_limited_by_endpoint.values())
+        with self._lock:
+            return sum(self.rate_limited_by_endpoint.values())
 
     @property
     def retries(self) -> int:
-        return sum(self.retries_by_endpoint.values())
+        with self._lock:
+            return sum(self.retries_by_endpoint.values())
 
     @property
     def refreshes(self) -> int:
-        return sum(self.refreshes_by_endpoint.values())
+        with self._lock:
+            return sum(self.refreshes_by_endpoint.values())
 
     @property
     def budget_wait_s(self) -> float:
-        return float(sum(self.budget_wait_s_by_endpoint.values()))
+        with self._lock:
+            return float(sum(self.budget_wait_s_by_endpoint.values()))
 
     @property
     def backoff_wait_s(self) -> float:
-        return float(sum(self.backoff_wait_s_by_endpoint.values()))
+        with self._lock:
+            return float(sum(self.backoff_wait_s_by_endpoint.values()))
 
     @property
     def seconds_waited(self) -> float:

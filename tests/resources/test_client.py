@@ -387,3 +387,26 @@ def test_429s_after_a_token_refresh_still_end_with_the_learned_limit_and_the_set
     assert "patience 60s" in str(caught.value)
     assert f"TIKTOK_RATE_LIMITS=user_info={budget.limit}" in caught.value.what_to_do
     assert client.stats.refreshes == 1
+
+
+def test_call_stats_stay_exact_when_threads_count_and_read_at_once():
+    import threading
+
+    from resources.tiktok.call_stats import CallStats
+
+    stats = CallStats()
+    admission = Admission("video_list", 0.5, 0.0, 150, 600)
+
+    def count() -> None:
+        for _ in range(2_000):
+            stats.admitted(admission)
+            stats.add("retries_by_endpoint", "video_list")
+
+    threads = [threading.Thread(target=count) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        stats.as_metadata()  # reading meanwhile never fails
+    meta = stats.as_metadata()
+    assert (meta["api_requests"], meta["api_retries"], meta["budget_waits"]) == (16_000,) * 3
+    assert meta["rate_limit_learned"] == "video_list=150"
