@@ -6,6 +6,12 @@ single-flight across threads, processes and machines (`resources.refresh_lock`):
 stored tokens are read again, and if another worker refreshed meanwhile its tokens are used. The
 rotated refresh token is stored (compare-and-set on `token_version`) before the new access token
 is handed out, so a crash can never leave TikTok's only valid refresh token in memory alone.
+
+The client asks for the token just before it sends each request, after the request's wait in the
+shared budget, so a token that expired while the request queued is refreshed here and never
+reaches TikTok. `refresh_calls` counts the refreshes TikTok granted through this object (ahead of
+expiry or after a rejection); tokens another worker refreshed meanwhile are not counted, so the
+sum over all workers is what TikTok counted.
 """
 
 from __future__ import annotations
