@@ -163,3 +163,14 @@ def test_the_token_is_read_from_the_store_once_not_per_request(store, monkeypatc
     for _ in range(5):
         assert tokens.access_token() == "act.1!"
     assert reads == ["creator-1"]
+
+
+def test_a_token_that_expired_while_a_request_queued_is_refreshed_not_reported(store):
+    oauth = RotatingOAuth()
+    clock = [NOW]
+    tokens = ConnectionTokens(store, "creator-1", oauth, now=lambda: clock[0])
+    assert tokens.access_token() == "act.1!"
+    clock[0] = NOW + 7200 + 600  # the request waited in the budget past the token's expiry
+    assert tokens.access_token() == "act.2!"  # asked again just before sending: refreshed
+    assert tokens.refresh_calls == oauth.calls == 1
+    assert store.get("creator-1").status == "active"
