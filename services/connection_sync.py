@@ -63,29 +63,48 @@ def active_connection(store: ConnectionStore, name: str) -> Connection:
 def sync_connection(tools: SyncTools, plan: SyncPlan, name: str) -> ConnectionOutcome:
     """Everything the plan asks for one connection; never raises: failures are in the outcome."""
     outcome = ConnectionOutcome(name)
+    progress = _Progress()
     try:
         with tools.lease(name):
-            _sync(tools, plan, name, outcome)
+            _sync(tools, plan, name, outcome, progress)
     except Exception as err:  # one connection's failure must not stop the others
-        outcome.error = err
+        outcome.fail(err, progress.at)
     return outcome
 
 
-def _sync(tools: SyncTools, plan: SyncPlan, name: str, outcome: ConnectionOutcome) -> None:
+class _Progress:
+    """The asset a connection's sync is working on, named in its failure."""
+
+    at: str | None = None
+
+
+def _sync(
+    tools: SyncTools, plan: SyncPlan, name: str, outcome: ConnectionOutcome, progress: _Progress
+) -> None:
     synced: set[str] = set()
+    failed: set[str] = set()  # TikTok assets that failed: what they feed waits for a re-run
     if plan.extracts:
-        outcome.failed_at = PROFILE_ASSET if plan.profile else VIDEOS_ASSET
+        progress.at = PROFILE_ASSET if plan.profile else VIDEOS_ASSET
         connection = active_connection(tools.store, name)
         steps = ((PROFILE_ASSET, plan.profile, sync_profile),)
         steps += ((VIDEOS_ASSET, plan.videos, sync_connection_videos),)
         for asset, wanted, step in steps:
-            if wanted:
-                outcome.failed_at = asset
-                outcome.materialized[asset] = _extract(tools, plan, connection, step, outcome)
+            if not wanted:
+                continue
+            progress.at = asset
+            try:
+                outcome.materialized[asset] = _extract(
+                    tools, plan, connection, asset, step, outcome
+                )
                 synced.add(asset)
+            except NeedsReconnect:
+                raise  # nothing of this connection can sync until it is reconnected
+            except Exception as err:  # the profile and the videos are independent of each other
+                outcome.fail(err, asset)
+                failed.add(asset)
     else:
         connection = tools.store.get(name)
-    outcome.failed_at = None
+    progress.at = None
     # Checks run for the assets synced now, or on their own (a check-only launch in the UI).
     checked = {quality.CHECKS[c][0] for c in plan.checks or () if c in quality.CHECKS}
     alone = checked - set(_selected_extracts(plan))
@@ -93,27 +112,32 @@ def _sync(tools: SyncTools, plan: SyncPlan, name: str, outcome: ConnectionOutcom
         tools.warehouse, tools.store, name, connection.scopes, synced | alone, plan.runs_check
     )
     held = {check.asset: check for check in outcome.checks if check.blocking and not check.passed}
+    # Each CRM table and push on its own: one that fails (a CRM refusing its token) leaves the
+    # connection's other tables and pushes to complete.
     for mapping in plan.mappings:
-        if SOURCE_ASSETS[mapping.source] in held:
-            continue
-        outcome.failed_at, outcome.failed_mapping = mapping.target.object, mapping
-        outcome.materialized[mapping.target.object] = map_connection(
-            tools, plan, mapping, name, connection.scopes, outcome
-        )
+        if SOURCE_ASSETS[mapping.source] not in held.keys() | failed:
+            asset = mapping.target.object
+            try:
+                outcome.materialized[asset] = map_connection(
+                    tools, plan, mapping, name, connection.scopes, outcome
+                )
+            except Exception as err:
+                outcome.fail(err, asset, mapping)
     for mapping in plan.pushes:
-        if SOURCE_ASSETS[mapping.source] in held:
-            continue
-        outcome.failed_at, outcome.failed_mapping = mapping.name, mapping
-        outcome.pushes[mapping.name] = push_connection(
-            tools, plan, mapping, name, connection.scopes, outcome
-        )
-    outcome.failed_at = outcome.failed_mapping = None
+        if SOURCE_ASSETS[mapping.source] not in held.keys() | failed:
+            try:
+                outcome.pushes[mapping.name] = push_connection(
+                    tools, plan, mapping, name, connection.scopes, outcome
+                )
+            except Exception as err:
+                outcome.fail(err, mapping.name, mapping)
     if held and (plan.mappings or plan.pushes):
-        raise IntegrityHold(
+        hold = IntegrityHold(
             f"connection {name!r}: the CRM records fed by {', '.join(sorted(held))} were held "
             "back because "
             + "; ".join(f"{check.name} failed ({check.description})" for check in held.values())
         )
+        outcome.fail(hold, None)
 
 
 def _selected_extracts(plan: SyncPlan) -> list[str]:
@@ -126,6 +150,7 @@ def _extract(
     tools: SyncTools,
     plan: SyncPlan,
     connection: Connection,
+    asset: str,
     step: Callable[..., Metadata],
     outcome: ConnectionOutcome,
 ) -> Metadata:
@@ -135,7 +160,7 @@ def _extract(
         try:
             metadata = step(tools, plan, connection, client, outcome)
         finally:
-            calls = outcome.call_stats = client.stats.as_metadata()
+            calls = outcome.calls[asset] = client.stats.as_metadata()
             for key, total in (
                 ("requests", "api_requests"),
                 ("retries", "api_retries"),

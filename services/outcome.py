@@ -39,6 +39,15 @@ class CheckOutcome:
     blocking: bool = False
 
 
+@dataclass(frozen=True)
+class StepFailure:
+    """What failed for a connection: the error, the asset it was syncing, and its mapping."""
+
+    error: BaseException
+    at: str | None  # None: before any asset (lookup, lease, token)
+    mapping: Any = None  # the transforms.Mapping being applied, for CRM steps
+
+
 @dataclass
 class ConnectionOutcome:
     """Everything one connection's sync did; `error` is set when it failed."""
@@ -49,15 +58,20 @@ class ConnectionOutcome:
     checks: list[CheckOutcome] = field(default_factory=list)
     pushes: dict[str, PushOutcome] = field(default_factory=dict)  # push mapping -> what it did
     log: list[tuple[int, str]] = field(default_factory=list)
-    error: BaseException | None = None
-    failed_at: str | None = None  # the asset being synced when it failed
-    failed_mapping: Any = None  # the mapping (transforms.Mapping) being applied when it failed
-    call_stats: Metadata = field(default_factory=dict)  # TikTok calls before a failure
+    failures: list[StepFailure] = field(default_factory=list)  # in the order they happened
+    calls: dict[str, Metadata] = field(default_factory=dict)  # TikTok asset -> its calls
     api: dict[str, int] = field(default_factory=dict)  # requests, retries, rate_limited
+
+    def fail(self, error: BaseException, at: str | None, mapping: Any = None) -> None:
+        self.failures.append(StepFailure(error, at, mapping))
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.failures[0].error if self.failures else None
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return not self.failures
 
     def info(self, message: str) -> None:
         self.log.append((logging.INFO, message))

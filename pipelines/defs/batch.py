@@ -15,17 +15,24 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.defs.crm.checks import REJECT_RATE_CHECK, RejectRateSettingError
+from pipelines.defs.crm.checks import RejectRateSettingError, reject_rate_result
 from pipelines.defs.crm.push_results import (
     crm_failures,
     dry_run_metadata,
     push_metadata,
     stopped_failure,
 )
-from pipelines.defs.tiktok.failures import FailureContext, connection_failures
+from pipelines.defs.tiktok.failures import connection_failures
 from resources.crm.errors import CrmError
 from services.crm_push import PushOutcome, PushStopped
-from services.outcome import CheckOutcome, ConnectionOutcome, Json, Markdown, Metadata
+from services.outcome import (
+    CheckOutcome,
+    ConnectionOutcome,
+    Json,
+    Markdown,
+    Metadata,
+    StepFailure,
+)
 
 
 def describe(error: BaseException) -> str:
@@ -74,9 +81,24 @@ class _Calls:
 
 
 def connection_failure(outcome: ConnectionOutcome) -> dg.Failure:
-    """The failure of one connection, with the error class and what to do in its metadata."""
-    err, name = outcome.error, outcome.name
-    assert err is not None
+    """The failure of one connection, with the error class and what to do in its metadata.
+
+    A connection can fail in several places at once (two CRM pushes): one failure names them all,
+    with the first one's metadata.
+    """
+    failures = [_step_failure(outcome, failure) for failure in outcome.failures]
+    if len(failures) == 1:
+        return failures[0]
+    first = failures[0]
+    return dg.Failure(
+        description="; ".join(f.description or "failed" for f in failures),
+        metadata={**first.metadata, "failures_of_connection": len(failures)},
+        allow_retries=all(f.allow_retries for f in failures),
+    )
+
+
+def _step_failure(outcome: ConnectionOutcome, failure: StepFailure) -> dg.Failure:
+    err, name = failure.error, outcome.name
     if isinstance(err, PushStopped):
         push = err.outcome
         assert push.report is not None and push.stats is not None
@@ -85,20 +107,19 @@ def connection_failure(outcome: ConnectionOutcome) -> dg.Failure:
         )
         return stopped_failure(name, push.mapping, push.report, metadata)
     try:
-        if isinstance(err, CrmError | RejectRateSettingError) and outcome.failed_mapping:
-            with crm_failures(name, outcome.failed_mapping):
+        if isinstance(err, CrmError | RejectRateSettingError) and failure.mapping is not None:
+            with crm_failures(name, failure.mapping):
                 raise err
         with connection_failures(name) as context:
-            context.stats = _Calls(outcome.call_stats)  # type: ignore[assignment]
+            context.stats = _Calls(outcome.calls.get(failure.at or "", {}))  # type: ignore[assignment]
             raise err
-    except dg.Failure as failure:
-        return failure
-    except Exception:  # an error no class above knows: its type and message, as before
+    except dg.Failure as converted:
+        return converted
+    except Exception:  # an error no class above knows: its type and message
         pass
     return dg.Failure(
         description=f"connection {name!r}: {describe(err)}",
-        metadata={"connection": name, "failed_at": outcome.failed_at or "setup"}
-        | FailureContext().metadata(),
+        metadata={"connection": name, "failed_at": failure.at or "setup"},
         allow_retries=False,
     )
 
@@ -120,23 +141,8 @@ def check_evaluation(
 def reject_rate_evaluation(
     asset_key: dg.AssetKey, push: PushOutcome, partition: str
 ) -> dg.AssetCheckEvaluation:
-    rejected, total, threshold = push.rejected, push.total, push.threshold
-    rate = rejected / total if total else 0.0
-    return dg.AssetCheckEvaluation(
-        asset_key=asset_key,
-        check_name=REJECT_RATE_CHECK,
-        passed=rate <= threshold,
-        metadata={
-            "reject_rate": round(rate, 6),
-            "threshold": threshold,
-            "rejected": rejected,
-            "records": total,
-        },
-        description=(
-            f"{rejected} of {total} records rejected ({rate:.1%}); the limit is {threshold:.1%}. "
-            "The crm_rejections table in the state database holds each reason."
-        ),
-        partition=partition,
+    return reject_rate_result(
+        asset_key.to_user_string(), push.rejected, push.total, push.threshold, partition
     )
 
 

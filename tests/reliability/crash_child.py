@@ -32,7 +32,7 @@ from typing import Any
 VIDEO_CHUNK = 100  # production: 1,000 videos per upsert pair
 LOADER_CHUNK = 128  # production: 1,000 rows per executemany, 10,000 per COPY
 RUN_CONFIG = {
-    "ops": {"tiktok_videos": {"config": {"mode": "full"}}},
+    "ops": {"connection_sync": {"config": {"mode": "full"}}},
     "loggers": {"console": {"config": {"log_level": "WARNING"}}},
 }
 
@@ -54,10 +54,10 @@ class Hooks:
 
 def install(hook: Hooks) -> None:
     """Wrap the loader and the push at the places a crash would hurt; shrink the chunk sizes."""
-    from services import videos as video_sync
     from resources import warehouse, warehouse_load
     from resources.crm.http import CrmHttp
     from resources.crm.state import PushStateStore
+    from services import videos as video_sync
 
     video_sync.CHUNK_VIDEOS = VIDEO_CHUNK
     warehouse_load.CHUNK_ROWS = warehouse_load.COPY_CHUNK_ROWS = LOADER_CHUNK
@@ -100,10 +100,11 @@ def install(hook: Hooks) -> None:
 
     save = PushStateStore.save
 
-    def hooked_save(self: PushStateStore, *args: Any, **kw: Any) -> None:
+    def hooked_save(self: PushStateStore, *args: Any, **kw: Any) -> Any:
         hook("crm:accepted_before_state_saved")  # the CRM took the batch; no hash recorded yet
-        save(self, *args, **kw)
+        kept = save(self, *args, **kw)
         hook("crm:state_saved")
+        return kept
 
     send = CrmHttp.send
 
@@ -130,6 +131,9 @@ def sync(connections: list[str]) -> dict[str, str]:
     from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
     from pipelines.runner import _failure_text, add_partitions
 
+    # One connection at a time: the hooks' order (and so each kill point) is then the same in
+    # the recording run and every killed run.
+    os.environ["SYNC_WORKERS"] = "1"
     job = defs().resolve_job_def(DAILY_SYNC_JOB)
     failed = {}
     with dg.DagsterInstance.ephemeral() as instance:

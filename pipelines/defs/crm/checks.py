@@ -33,3 +33,26 @@ def reject_rate_spec(asset_name: str) -> dg.AssetCheckSpec:
         description="Fails when the share of this connection's records not accepted by the CRM "
         f"(mapping and CRM rejections) is above {MAX_REJECT_RATE_VARIABLE} (default 5%).",
     )
+
+
+def reject_rate_result(
+    asset_name: str, rejected: int, total: int, threshold: float, partition: str | None = None
+) -> dg.AssetCheckEvaluation:
+    """The check's evaluation for one connection's push (its partition)."""
+    rate = rejected / total if total else 0.0
+    return dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey(asset_name),
+        check_name=REJECT_RATE_CHECK,
+        passed=rate <= threshold,
+        metadata={
+            "reject_rate": round(rate, 6),
+            "threshold": threshold,
+            "rejected": rejected,
+            "records": total,
+        },
+        description=(
+            f"{rejected} of {total} records rejected ({rate:.1%}); the limit is {threshold:.1%}. "
+            "The crm_rejections table in the state database holds each reason."
+        ),
+        partition=partition,
+    )
