@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--latency-low", type=int, default=50)
     parser.add_argument("--latency-high", type=int, default=150)
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--executor", choices=("in_process", "multiprocess"), default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: SYNC_BATCH_SIZE")
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="bench-daily-"))
@@ -254,6 +256,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     for name in ("WAREHOUSE_URL", "STATE_DATABASE_URL", "TIKTOK_CLIENT_KEY", "SYNC_BATCH_SIZE"):
         os.environ.pop(name, None)
+    if args.executor:
+        os.environ["SYNC_EXECUTOR"] = args.executor
+    if args.batch_size:
+        os.environ["SYNC_BATCH_SIZE"] = str(args.batch_size)
 
     import dagster as dg
 
@@ -316,6 +322,8 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {
         "connections": len(names),
         "videos": args.videos,
+        "executor": os.environ.get("SYNC_EXECUTOR") or "in_process",
+        "batch_size": int(os.environ.get("SYNC_BATCH_SIZE") or 0) or "default",
         "runs": sum(day["runs"] for day in days),
         "wall_s": max(day["wall_s"] for day in days),
         "lower_bound_s": max(day["lower_bound_s"] for day in days),

@@ -42,10 +42,10 @@ from operator import itemgetter
 import pandas as pd
 import sqlalchemy as sa
 
-from services import tables
 from resources.database import make_engine
 from resources.tiktok.models import TikTokVideo
 from resources.warehouse import Warehouse
+from services import tables
 from simulators.tiktok.config import DEMO_CLIENT_KEY, SimulatorConfig
 from simulators.tiktok.data import Catalog
 from simulators.tiktok.render import video_object

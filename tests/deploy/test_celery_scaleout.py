@@ -38,8 +38,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.defs.sync.assets import TIKTOK_POOL
+from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
 from pipelines.runner import QUIET_CONSOLE
 from resources.connections import ConnectionStore

@@ -90,7 +90,10 @@ def test_a_range_run_materializes_every_connection_with_its_own_metadata(harness
 
 
 def test_one_failing_connection_of_fifty_fails_alone_and_the_others_complete(
-    simulator, tmp_path, receiver, hubspot  # noqa: F811
+    simulator,
+    tmp_path,
+    receiver,
+    hubspot,  # noqa: F811
 ):
     """Issue 11: in one 50-connection run with one failing, the 49 others get their CRM tables
     and pushes in that run; the failing one is shown failed with its reason; the alert names it."""
@@ -127,9 +130,7 @@ def test_one_failing_connection_of_fifty_fails_alone_and_the_others_complete(
     assert "connections reconnect creator-17" in payload["text"]
 
 
-def test_rerunning_the_failed_partitions_completes_the_run_without_duplicates(
-    harness, simulator
-):
+def test_rerunning_the_failed_partitions_completes_the_run_without_duplicates(harness, simulator):
     simulator.revoke_account(1)
     assert not harness.sync_range("creator-a", "creator-c").success
     counts_before = {

@@ -1,6 +1,5 @@
 """The whole code location loads, with the job, schedule and sensor the daily sync relies on."""
 
-
 import dagster as dg
 import pytest
 
