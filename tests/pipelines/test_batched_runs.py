@@ -22,7 +22,8 @@ from pipelines.defs.tiktok.partitions import (
 )
 from resources.settings import DEFAULT_BATCH_SIZE, sync_batch_size
 from services import tables
-from tests.alerts.test_failure_alerts import evaluate_alert_sensor, receiver  # noqa: F401
+from tests.alerts import test_failure_alerts
+from tests.alerts.test_failure_alerts import evaluate_alert_sensor
 from tests.crm import fixtures
 from tests.crm.fixtures import use_hubspot
 from tests.pipelines.helpers import Harness, connect, failure_description, use_live_app
@@ -31,6 +32,7 @@ NAMES = ["creator-a", "creator-b", "creator-c"]
 WAREHOUSE_ASSETS = ["tiktok_profile", "tiktok_videos", "crm_contacts", "crm_videos"]
 # The HubSpot fake and the clearing of CRM variables, shared with tests/crm.
 _no_crm_settings, clock, hubspot = fixtures._no_crm_settings, fixtures.clock, fixtures.hubspot
+receiver = test_failure_alerts.receiver  # the Slack-like webhook the alert posts to
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ def test_one_failing_connection_of_fifty_fails_alone_and_the_others_complete(
     simulator,
     tmp_path,
     receiver,
-    hubspot,  # noqa: F811
+    hubspot,
 ):
     """Issue 11: in one 50-connection run with one failing, the 49 others get their CRM tables
     and pushes in that run; the failing one is shown failed with its reason; the alert names it."""
