@@ -2,6 +2,7 @@
 
 import click
 
+from pipelines.cli.chart import chart
 from pipelines.cli.connections import connections
 from pipelines.cli.crm import crm
 from pipelines.cli.demo import demo, ui
@@ -17,7 +18,7 @@ def main() -> None:
     quiet_library_warnings()  # this process only: library notices are not for the reader
 
 
-for command in (demo, sync, ui, simulator, connections):
+for command in (demo, sync, ui, simulator, connections, chart):
     main.add_command(command)
 main.add_command(mapping)
 main.add_command(crm)

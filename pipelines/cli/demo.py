@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -25,7 +26,15 @@ from simulators.tiktok import TikTokSimulator
 @click.option("--connections", "count", default=5, show_default=True, help="Demo connections.")
 @click.option("--videos", default=30, show_default=True, help="Videos per demo account.")
 @click.option("--seed", default=42, show_default=True, help="Seed of the simulated accounts.")
-def demo(count: int, videos: int, seed: int) -> None:
+@click.option(
+    "--days",
+    type=click.IntRange(1, 90),
+    default=1,
+    show_default=True,
+    help="Daily syncs to simulate, ending today: creators post, edit and delete between them, so "
+    "the snapshot tables and the UI's plots show a trend.",
+)
+def demo(count: int, videos: int, seed: int, days: int) -> None:
     """Run the daily sync on simulated TikTok accounts into the warehouse (no credentials)."""
     from pipelines import demo as demo_mode
 
@@ -40,15 +49,29 @@ def demo(count: int, videos: int, seed: int) -> None:
 
     from pipelines.runner import run_daily_sync
 
+    today = datetime.now(UTC).date()
     with demo_mode.running_simulator(seed, count, videos) as simulator:
         names = demo_mode.register_demo_connections(simulator, count)
         with dg.DagsterInstance.get() as instance, Progress(console=console) as progress:
-            task = progress.add_task("daily sync", total=len(names))
-            outcome = run_daily_sync(
-                instance, names, on_done=lambda _n, _ok: progress.advance(task)
-            )
+            task = progress.add_task("daily sync", total=len(names) * days)
+            for day in range(days):
+                if day:
+                    simulator.advance_days(1)  # a day passes for the simulated creators
+                outcome = run_daily_sync(
+                    instance,
+                    names,
+                    on_done=lambda _n, _ok: progress.advance(task),
+                    sync_date=(today - timedelta(days=days - 1 - day)).isoformat(),
+                )
+                if outcome.failed:
+                    break
         api_calls = sum(endpoint["requests"] for endpoint in _endpoint_stats(simulator))
     _print_summary(outcome, api_calls, time.monotonic() - started)
+    if days > 1:
+        console.print(
+            f"{days} days of history: chart it with [bold]tiktok-crm-sync chart "
+            "--out followers.svg[/]"
+        )
     if outcome.failed:
         raise SystemExit(1)
 

@@ -83,3 +83,57 @@ def test_demo_refuses_to_run_beside_live_credentials():
     assert result.returncode != 0
     assert "refuses to run while TikTok credentials are configured" in result.stderr
     assert "s3cr3t-live" not in result.stderr + result.stdout
+
+
+def test_demo_with_history_plots_a_trend_and_charts_it(tmp_path):
+    """Issue 15: `demo --days N` leaves N daily snapshots per connection, N materializations the
+    UI plots (read back from the instance), and `chart` draws them from the warehouse."""
+    import dagster as dg
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    result = run_demo({"WAREHOUSE_URL": url}, "--days", "3")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.count("DEMO MODE") == 1  # one banner, then the progress bar
+    engine = make_engine(url)
+    with engine.connect() as db:
+        days = db.execute(
+            sa.text(
+                "SELECT snapshot_date, follower_count FROM tiktok_profile_stats_daily "
+                "WHERE connection_name = 'demo-01' ORDER BY snapshot_date"
+            )
+        ).all()
+    engine.dispose()
+    assert len(days) == 3
+    followers = [row[1] for row in days]
+    assert followers == sorted(followers) and followers[0] < followers[-1]
+    os.environ["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+    with dg.DagsterInstance.get() as instance:
+        events = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("tiktok_profile"), asset_partitions=["demo-01"]
+            ),
+            limit=10,
+            ascending=True,
+        ).records
+    plotted = [event.asset_materialization.metadata["follower_count"].value for event in events]
+    assert plotted == followers  # the series the UI plots for the partition
+    out = tmp_path / "followers.svg"
+    chart = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "chart",
+            "--connection",
+            "demo-01",
+            "--out",
+            str(out),
+        ],
+        env=os.environ | {"WAREHOUSE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert chart.returncode == 0, chart.stderr[-2000:]
+    svg = out.read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 1 and "demo-01" in svg
