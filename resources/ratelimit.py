@@ -103,7 +103,7 @@ def limit_at(learned: LearnedLimit | None, configured: int, now: float) -> float
     return min(float(configured), learned.limit * (1.0 + RECOVERY_PER_MINUTE) ** minutes)
 
 
-def limit_after_refusal(current: float, window_count: int) -> float:
+def limit_after_refusal(current: float, window_count: float) -> float:
     """The limit after TikTok refused a request admitted with `window_count` before it.
 
     TikTok let that many through in the same minute and refused the next, so its limit (for us)
@@ -112,6 +112,16 @@ def limit_after_refusal(current: float, window_count: int) -> float:
     restart, per-token counting), which one cut should not turn into a crawl.
     """
     return max(MIN_LIMIT_PER_MINUTE, min(current, max(window_count, DECREASE_FACTOR * current)))
+
+
+def window_count_at_refusal(counted: int, learned: LearnedLimit | None, now: float) -> float:
+    """What TikTok let through: the count now, or the count at a cut less than a window ago if
+    lower. Our window also holds requests TikTok refused (its own may not), so while refusals
+    pile up each new count overstates TikTok's limit; the first refusal's count is the cleanest.
+    """
+    if learned is None or learned.seen is None or now - learned.cut_at >= WINDOW_MS / 1000:
+        return float(counted)
+    return min(float(counted), learned.seen)
 
 
 @dataclass(frozen=True)
@@ -215,10 +225,11 @@ class RequestBudget:
                 with self._store.lock, self._store_errors():
                     learned = self._store.read_learned(slot.key)
                 current = limit_at(learned, slot.configured, now)
-                new = limit_after_refusal(current, max(0, seen))
+                measured = window_count_at_refusal(max(0, seen), learned, now)
+                new = limit_after_refusal(current, measured)
                 if math.floor(current) < admission.limit or new >= current:
                     break
-                cut = LearnedLimit(new, now)
+                cut = LearnedLimit(new, now, measured)
                 with self._store.lock, self._store_errors():
                     if self._store.swap_learned(slot.key, learned, cut):
                         learned = cut

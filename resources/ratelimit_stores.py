@@ -29,7 +29,7 @@ from resources.database import redact_url
 
 POSTGRES_LOCK_TIMEOUT_MS = 10_000  # a put holds the lock for a few queries; far longer is a fault
 REDIS_LEARNED_TTL_S = 7 * 24 * 3600  # a learned limit untouched for a week has long recovered
-LEARNED_TABLE = "tiktok_budget_learned"
+LEARNED_TABLE = "tiktok_budget_limits"
 _TABLE_SAFE = re.compile(r"[^a-z0-9_]")
 _REDIS_CAS = """
 local current = redis.call('GET', KEYS[1])
@@ -47,21 +47,30 @@ class BudgetConfigError(ValueError):
 
 @dataclass(frozen=True)
 class LearnedLimit:
-    """What TikTok taught one key: the limit per minute set by the last cut, and when (epoch s)."""
+    """What TikTok taught one key: the limit per minute set by the last cut, when (epoch s), and
+    how many requests the window held when TikTok refused (None if unknown)."""
 
     limit: float
     cut_at: float
+    seen: float | None = None
 
     def encode(self) -> str:
-        return f"{self.limit!r},{self.cut_at!r}"
+        seen = "" if self.seen is None else repr(self.seen)
+        return f"{self.limit!r},{self.cut_at!r},{seen}"
 
     @classmethod
     def decode(cls, raw: str | bytes | None) -> LearnedLimit | None:
         if raw is None:
             return None
         text = raw.decode() if isinstance(raw, bytes) else raw
-        limit, _, cut_at = text.partition(",")
-        return cls(float(limit), float(cut_at))
+        limit, cut_at, seen, *_ = [*text.split(","), "", ""]
+        return cls(float(limit), float(cut_at), float(seen) if seen else None)
+
+    @classmethod
+    def from_row(cls, row: tuple | None) -> LearnedLimit | None:
+        if row is None:
+            return None
+        return cls(float(row[0]), float(row[1]), None if row[2] is None else float(row[2]))
 
 
 def redact_url_safe(url: str) -> str:
@@ -148,7 +157,8 @@ class SQLiteStore(BudgetStore):
             )
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {LEARNED_TABLE} "
-                "(key TEXT PRIMARY KEY, limit_per_minute REAL NOT NULL, cut_at REAL NOT NULL)"
+                "(key TEXT PRIMARY KEY, limit_per_minute REAL NOT NULL, cut_at REAL NOT NULL, "
+                "seen REAL)"
             )
             self._db = db
         return self._db
@@ -163,23 +173,25 @@ class SQLiteStore(BudgetStore):
     def read_learned(self, key: str) -> LearnedLimit | None:
         row = (
             self._conn()
-            .execute(f"SELECT limit_per_minute, cut_at FROM {LEARNED_TABLE} WHERE key = ?", (key,))
+            .execute(
+                f"SELECT limit_per_minute, cut_at, seen FROM {LEARNED_TABLE} WHERE key = ?", (key,)
+            )
             .fetchone()
         )
-        return LearnedLimit(float(row[0]), float(row[1])) if row else None
+        return LearnedLimit.from_row(row)
 
     def swap_learned(self, key: str, expected: LearnedLimit | None, new: LearnedLimit) -> bool:
         db = self._conn()
         if expected is None:
             cursor = db.execute(
-                f"INSERT OR IGNORE INTO {LEARNED_TABLE} VALUES (?, ?, ?)",
-                (key, new.limit, new.cut_at),
+                f"INSERT OR IGNORE INTO {LEARNED_TABLE} VALUES (?, ?, ?, ?)",
+                (key, new.limit, new.cut_at, new.seen),
             )
         else:
             cursor = db.execute(
-                f"UPDATE {LEARNED_TABLE} SET limit_per_minute = ?, cut_at = ? "
+                f"UPDATE {LEARNED_TABLE} SET limit_per_minute = ?, cut_at = ?, seen = ? "
                 "WHERE key = ? AND limit_per_minute = ? AND cut_at = ?",
-                (new.limit, new.cut_at, key, expected.limit, expected.cut_at),
+                (new.limit, new.cut_at, new.seen, key, expected.limit, expected.cut_at),
             )
         return cursor.rowcount == 1
 
@@ -306,7 +318,7 @@ class PostgresStore(BudgetStore):
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {LEARNED_TABLE} (key TEXT PRIMARY KEY, "
                     "limit_per_minute DOUBLE PRECISION NOT NULL, "
-                    "cut_at DOUBLE PRECISION NOT NULL)"
+                    "cut_at DOUBLE PRECISION NOT NULL, seen DOUBLE PRECISION)"
                 )
             self._pool = pool
         return self._pool
@@ -327,22 +339,23 @@ class PostgresStore(BudgetStore):
     def read_learned(self, key: str) -> LearnedLimit | None:
         with self._connections().connection() as conn:
             row = conn.execute(
-                f"SELECT limit_per_minute, cut_at FROM {LEARNED_TABLE} WHERE key = %s", (key,)
+                f"SELECT limit_per_minute, cut_at, seen FROM {LEARNED_TABLE} WHERE key = %s",
+                (key,),
             ).fetchone()
-        return LearnedLimit(float(row[0]), float(row[1])) if row else None
+        return LearnedLimit.from_row(row)
 
     def swap_learned(self, key: str, expected: LearnedLimit | None, new: LearnedLimit) -> bool:
         with self._connections().connection() as conn:
             if expected is None:
                 cursor = conn.execute(
-                    f"INSERT INTO {LEARNED_TABLE} VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                    (key, new.limit, new.cut_at),
+                    f"INSERT INTO {LEARNED_TABLE} VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (key, new.limit, new.cut_at, new.seen),
                 )
             else:
                 cursor = conn.execute(
-                    f"UPDATE {LEARNED_TABLE} SET limit_per_minute = %s, cut_at = %s "
+                    f"UPDATE {LEARNED_TABLE} SET limit_per_minute = %s, cut_at = %s, seen = %s "
                     "WHERE key = %s AND limit_per_minute = %s AND cut_at = %s",
-                    (new.limit, new.cut_at, key, expected.limit, expected.cut_at),
+                    (new.limit, new.cut_at, new.seen, key, expected.limit, expected.cut_at),
                 )
             return cursor.rowcount == 1
 

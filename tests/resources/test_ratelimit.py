@@ -26,6 +26,7 @@ from resources.ratelimit import (
     limit_after_refusal,
     limit_at,
     parse_limits,
+    window_count_at_refusal,
 )
 from resources.ratelimit_stores import LearnedLimit
 from tests.resources.process_workers import queue_on_budget, take_budget
@@ -258,6 +259,20 @@ def test_contention_on_a_sqlite_budget_queues_and_refuses_none(tmp_path):
 )
 def test_a_refusal_cuts_the_limit_to_what_tiktok_let_through(current, window_count, expected):
     assert limit_after_refusal(current, window_count) == pytest.approx(expected)
+
+
+def test_while_refusals_pile_up_the_count_at_the_first_one_stands():
+    # Our window also holds the requests TikTok refused, so later counts overstate its limit.
+    first_cut = LearnedLimit(limit=420.0, cut_at=1_000.0, seen=150.0)
+    assert window_count_at_refusal(179, first_cut, 1_010.0) == 150
+    assert window_count_at_refusal(140, first_cut, 1_010.0) == 140  # a lower count wins
+    assert window_count_at_refusal(179, first_cut, 1_061.0) == 179  # a window later: stale
+    assert window_count_at_refusal(179, None, 1_010.0) == 179
+
+
+def test_the_learned_limit_survives_the_trip_through_a_redis_string():
+    for learned in (LearnedLimit(151.0, 1_800_000_000.25, 150.0), LearnedLimit(420.0, 1.5)):
+        assert LearnedLimit.decode(learned.encode()) == learned
 
 
 def test_the_limit_holds_for_one_window_then_recovers_slowly_up_to_the_ceiling():
