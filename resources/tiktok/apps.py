@@ -13,10 +13,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from simulators.tiktok import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
-
 DEFAULT_APP = "default"
 DEMO_APP = "demo"
+# The built-in simulator's public demo app (simulators/tiktok/config.py registers the same pair;
+# a test keeps them equal). Public on purpose: it opens only the simulator, only in demo mode.
+DEMO_CLIENT_KEY = "sbawdemo00000000tiktokcrmsync"
+DEMO_CLIENT_SECRET = "demo-secret-not-a-real-tiktok-secret"
 _APP_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
