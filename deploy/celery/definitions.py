@@ -16,6 +16,9 @@ import dagster as dg
 import yaml
 from dagster_celery import celery_executor
 
+# The daily sync job runs in process unless told otherwise: here its one step goes to Celery.
+os.environ.setdefault("SYNC_EXECUTOR", "default")
+
 from pipelines.definitions import defs as project_defs
 
 EXECUTOR_CONFIG_ENV = "DAGSTER_CELERY_CONFIG"

@@ -2,7 +2,8 @@
 
 The job has one step (`connection_sync`), run in process by default: a step subprocess would add a
 Python start-up and a code load to every run and buy nothing (docs/operations.md has the
-measurements). SYNC_EXECUTOR=multiprocess restores Dagster's default executor.
+measurements). SYNC_EXECUTOR=multiprocess restores Dagster's multiprocess executor, and
+SYNC_EXECUTOR=default leaves the choice to the code location (the Celery one, deploy/celery).
 """
 
 import os
@@ -10,10 +11,14 @@ import os
 import dagster as dg
 
 DAILY_SYNC_JOB = "tiktok_daily_sync"
-EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+EXECUTORS = {
+    "in_process": dg.in_process_executor,
+    "multiprocess": dg.multiprocess_executor,
+    "default": None,  # the Definitions' executor
+}
 
 
-def sync_executor() -> dg.ExecutorDefinition:
+def sync_executor() -> dg.ExecutorDefinition | None:
     name = (os.environ.get("SYNC_EXECUTOR") or "in_process").strip()
     if name not in EXECUTORS:
         raise ValueError(
