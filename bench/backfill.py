@@ -1,6 +1,6 @@
 """Backfill of many connections from the Dagster UI's API: how many runs, how long.
 
-`python -m bench.backfill [--connections 200] [--videos 60] [--batch-size 50]`
+`python -m bench.backfill [--connections 200] [--videos 60] [--batch-size N]`
 
 Starts the TikTok simulator (600 requests/minute per endpoint, TikTok's own limit), registers the
 connections through the real OAuth flow, starts `dagster dev` on a fresh instance with the
@@ -8,7 +8,7 @@ project's dagster.yaml (queued runs, at most 4 at once), and launches one backfi
 of the daily sync over all connection partitions through the webserver's GraphQL API, as the
 UI's "Materialize all" does. It waits for the backfill to finish and reports:
 
-- runs: runs the backfill launched (BACKFILL_BATCH_SIZE connections per run);
+- runs: runs the backfill launched (SYNC_BATCH_SIZE connections per run, default 500);
 - wall_s: from launch to the backfill's end;
 - lower_bound_s: the time TikTok's limits allow for the requests made, at a steady rate
   (max over endpoints of requests / (limit / 60)); vs_lower_bound = wall_s / lower_bound_s;
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--videos", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: SYNC_BATCH_SIZE")
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
 
@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ |= {
         "DAGSTER_HOME": str(home),
         "TIKTOK_CRM_SYNC_HOME": str(folder / "data"),
-        "BACKFILL_BATCH_SIZE": str(args.batch_size),
     }
+    if args.batch_size:
+        os.environ["SYNC_BATCH_SIZE"] = str(args.batch_size)
     for name in ("WAREHOUSE_URL", "STATE_DATABASE_URL", "TIKTOK_CLIENT_KEY"):
         os.environ.pop(name, None)
 
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "connections": len(names),
         "videos_per_connection": args.videos,
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size or "default",
         "runs": len(runs),
         "failed_runs": failed_runs,
         "status": backfill["status"],

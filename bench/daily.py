@@ -11,7 +11,8 @@ connection; then the simulator's day changes (creators post, edit captions, dele
 metrics move) and day 2 runs the same way. The runs of day 1 are re-tagged as yesterday's, which
 is what the passing of a real day does to the schedule's once-a-day rule.
 
-Per day it reports runs, wall_s (first run started to last run ended), lower_bound_s (max over
+Per day it reports runs, wall_s (first run started to last run ended; tick_to_end_s counts from
+the first run's creation, so queueing and process launch too), lower_bound_s (max over
 endpoints of requests / (limit / 60)), vs_lower_bound, rate_limited_share, failed_connections,
 rows_correct (every connection's live videos, daily snapshots, deletions and CRM rows match the
 simulator) and the peak RSS summed over the daemon and run processes. The final line is JSON.
@@ -196,6 +197,7 @@ def measure_day(instance: object, sim: object, day: str, names: list[str], timeo
     traffic = sim.stats()
     starts = [r.start_time for r in records if r.start_time]
     ends = [r.end_time for r in records if r.end_time]
+    created = min(r.create_timestamp.timestamp() for r in records)
     wall = max(ends) - min(starts)
     requests = {e: traffic.get(e, {}).get("requests", 0) for e in DISPLAY_ENDPOINTS}
     rate_limited = sum(traffic.get(e, {}).get("rate_limited", 0) for e in DISPLAY_ENDPOINTS)
@@ -210,6 +212,9 @@ def measure_day(instance: object, sim: object, day: str, names: list[str], timeo
         "rate_limited_share": round(rate_limited / max(1, sum(requests.values())), 4),
         "lower_bound_s": round(lower_bound, 1),
         "vs_lower_bound": round(wall / lower_bound, 3) if lower_bound else None,
+        # From the schedule's tick (the first run created) to the end: queueing and launching.
+        "tick_to_end_s": round(max(ends) - created, 1),
+        "launch_s": round(min(starts) - created, 1),
         "failed_connections": failed,
     }
 
