@@ -25,12 +25,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from resources.crm.config import HubSpotSettings
-from resources.crm.diff import volatile_fields
 from resources.crm.hubspot import HubSpotClient
 from resources.crm.push import PushReport, plan_for, run_push
 from resources.crm.state import PushStateStore, Target
 from resources.database import make_engine
 from resources.settings import mappings_dir
+from services.crm_mapping import volatile_fields
 from simulators.crm_fakes import FakeHubSpot
 from transforms import Mapping, apply_mapping, load_mapping
 

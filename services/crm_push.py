@@ -11,11 +11,11 @@ import os
 from collections.abc import Mapping as EnvMapping
 from dataclasses import dataclass
 
-from resources.crm.deletions import delete_policy, split_deleted
-from resources.crm.diff import PushPlan, content_hash, volatile_fields
+from resources.crm.diff import PushPlan, content_hash
 from resources.crm.models import VALIDATION, CallStats, Rejection
 from resources.crm.push import PushReport, plan_for, run_push
 from resources.crm.state import Target
+from services.crm_mapping import delete_policy, split_deleted, volatile_fields
 from services.crm_records import SOURCE_TABLES, source_records
 from services.outcome import ConnectionOutcome
 from services.plan import SyncPlan, SyncTools

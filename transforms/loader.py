@@ -48,7 +48,7 @@ class MappingFile(Mapping):
     """A mapping as read from a file, with the file's CRM-only options.
 
     `on_delete` (keep, flag, archive) says what a CRM push does with deleted source records;
-    `resources.crm.deletions.delete_policy` reads it (keep for a Mapping built in code).
+    `services.crm_mapping.delete_policy` reads it (keep for a Mapping built in code).
     """
 
     on_delete: str = "keep"

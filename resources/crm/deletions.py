@@ -15,7 +15,7 @@ that comes back is pushed again as a change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,6 @@ from sqlalchemy import Engine
 
 from resources import audit
 from resources.crm.models import Record
-from transforms import Mapping, apply_mapping
 
 KEEP, FLAG, ARCHIVE = "keep", "flag", "archive"
 ON_DELETE_MODES = (KEEP, FLAG, ARCHIVE)
@@ -44,16 +43,6 @@ class DeletePolicy:
     flag_type: str = "datetime"  # the flag field's mapped type: how the purge time is written
 
 
-def delete_policy(mapping: Mapping) -> DeletePolicy:
-    """The mapping file's `on_delete` (keep when the mapping was not loaded from a file)."""
-    mode = getattr(mapping, "on_delete", KEEP)
-    flag = next((f for f in mapping.fields if f.source == DELETED_SOURCE), None)
-    if flag is None:
-        return DeletePolicy(mode)
-    string = mapping.target.kind == "hubspot" or flag.type == "string"
-    return DeletePolicy(mode, flag.target, "string" if string else flag.type)
-
-
 def as_policy(on_delete: DeletePolicy | str) -> DeletePolicy:
     if isinstance(on_delete, DeletePolicy):
         return on_delete
@@ -62,17 +51,6 @@ def as_policy(on_delete: DeletePolicy | str) -> DeletePolicy:
             f"on_delete must be one of {', '.join(ON_DELETE_MODES)}, not {on_delete!r}"
         )
     return DeletePolicy(on_delete)
-
-
-def split_deleted(
-    mapping: Mapping, records: Sequence[dict[str, Any]], scopes: frozenset[str]
-) -> tuple[list[dict[str, Any]], list[Record]]:
-    """(live source records, mapped records of the deleted ones); with keep: (all, [])."""
-    if delete_policy(mapping).mode == KEEP:
-        return list(records), []
-    live = [record for record in records if record.get(DELETED_SOURCE) is None]
-    deleted = [record for record in records if record.get(DELETED_SOURCE) is not None]
-    return live, apply_mapping(mapping, deleted, scopes).records if deleted else []
 
 
 def purged_at(engine: Engine, connection: str) -> datetime | None:

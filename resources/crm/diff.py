@@ -16,15 +16,6 @@ from datetime import date, datetime
 from typing import Any
 
 from resources.crm.models import Archive, Record
-from transforms import Mapping as FieldMapping
-
-# Source fields holding the pipeline's load time: they change on every run, not the content.
-VOLATILE_SOURCES = frozenset({"synced_at"})
-
-
-def volatile_fields(mapping: FieldMapping) -> frozenset[str]:
-    """Target fields mapped from a volatile source: sent with the record, never compared."""
-    return frozenset(f.target for f in mapping.fields if f.source_path[0] in VOLATILE_SOURCES)
 
 
 def _default(value: Any) -> str:

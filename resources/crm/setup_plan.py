@@ -8,9 +8,10 @@ knowing). The CRM is ready for a push when no step is `manual`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transforms import Mapping
+if TYPE_CHECKING:  # the CRM layer reads mappings, never imports their engine
+    from transforms import Mapping
 
 OK, CREATE, MANUAL, WARN = "ok", "create", "manual", "warn"
 

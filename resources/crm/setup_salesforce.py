@@ -10,7 +10,7 @@ A key field that is External ID but not Unique works, but then every upsert need
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -19,7 +19,9 @@ from resources.crm.errors import AuthError, ContractViolation, TargetNotFound
 from resources.crm.http import CrmHttp
 from resources.crm.salesforce import SalesforceClient
 from resources.crm.setup_plan import MANUAL, OK, WARN, FieldNeed, SetupPlan, Step, field_needs
-from transforms import Mapping
+
+if TYPE_CHECKING:  # the CRM layer reads mappings, never imports their engine
+    from transforms import Mapping
 
 TEXT_MAX = 255
 LONG_TEXT_MAX = 131_072

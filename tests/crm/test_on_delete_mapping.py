@@ -5,7 +5,8 @@ Each case is a small mapping text run through `parse_mapping`, as `mapping check
 
 import pytest
 
-from resources.crm.deletions import ARCHIVE, FLAG, KEEP, delete_policy
+from resources.crm.deletions import ARCHIVE, FLAG, KEEP
+from services.crm_mapping import delete_policy
 from transforms import MappingError, parse_mapping
 
 VIDEO_MAPPING = """
