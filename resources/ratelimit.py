@@ -227,7 +227,7 @@ class RequestBudget:
                 current = limit_at(learned, slot.configured, now)
                 measured = window_count_at_refusal(max(0, seen), learned, now)
                 new = limit_after_refusal(current, measured)
-                if math.floor(current) < admission.limit or new >= current:
+                if _whole(current) < admission.limit or new >= current:
                     break
                 cut = LearnedLimit(new, now, measured)
                 with self._store.lock, self._store_errors():
