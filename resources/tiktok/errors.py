@@ -124,7 +124,8 @@ class AuthExpired(TikTokError):
     # Not "reconnect": TikTok just accepted the refresh token, so the grant itself is valid.
     what_to_do = (
         "TikTok rejected an access token it had just issued; re-run the partition, and if it "
-        "persists report it with the TikTok log id (reconnecting does not help)"
+        "persists report it with the TikTok log id (the grant itself is valid: TikTok accepted "
+        "its refresh token)"
     )
 
 
