@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import dagster as dg
@@ -157,3 +159,15 @@ def stored_materializations(
         )
         if entry.asset_materialization.asset_key == dg.AssetKey(asset)
     ]
+
+
+def sync_on_simulated_clock(monkeypatch: object, clock: Callable[[], float]) -> None:
+    """The sync dates its snapshots by `clock` (the simulator's), not by the real date."""
+    import pipelines.defs.sync.assets as sync_assets
+
+    class SimulatedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:
+            return datetime.fromtimestamp(clock(), tz)
+
+    monkeypatch.setattr(sync_assets, "datetime", SimulatedDatetime)  # type: ignore[attr-defined]

@@ -6,13 +6,19 @@ two syncs a day apart leave two snapshots, and the CRM assets compute `follower_
 `views_since_last_sync` from the previous one. Runs on SQLite and PostgreSQL.
 """
 
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime
 
 import pytest
 
-import pipelines.defs.sync.assets as sync_assets
 from simulators.tiktok import ManualClock, SimulatorConfig, TikTokSimulator
-from tests.pipelines.helpers import Harness, connect, failure_description, metadata, use_live_app
+from tests.pipelines.helpers import (
+    Harness,
+    connect,
+    failure_description,
+    metadata,
+    sync_on_simulated_clock,
+    use_live_app,
+)
 
 DAY_S = 86_400
 NO_STATS = ["user.info.basic", "user.info.profile", "video.list"]
@@ -35,19 +41,18 @@ def simulator(clock):
 
 @pytest.fixture(autouse=True)
 def snapshots_follow_the_simulated_clock(monkeypatch, clock):
-    class SimulatedDatetime(datetime):
-        @classmethod
-        def now(cls, tz: tzinfo | None = None) -> datetime:
-            return datetime.fromtimestamp(clock(), tz)
-
-    monkeypatch.setattr(sync_assets, "datetime", SimulatedDatetime)
+    sync_on_simulated_clock(monkeypatch, clock)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def harness(request, simulator, tmp_path):
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     use_live_app(simulator)
-    return Harness(simulator, tmp_path, warehouse_url=url)
+    harness = Harness(simulator, tmp_path, warehouse_url=url)
+    # Entering the instance makes it Dagster's current defs-state storage for the whole test
+    # (see tests/pipelines/test_extraction_faults.py).
+    with harness.instance:
+        yield harness
 
 
 def sync(harness: Harness, name: str):

@@ -7,18 +7,22 @@ caption, post new videos, and every video's metrics move. After day 2 every chan
 `tiktok_videos`, in the day's metric snapshots (one row per live video) and in `crm_videos`.
 """
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
 
-import pipelines.defs.sync.assets as sync_assets
-from pipelines.definitions import defs
-from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
-from pipelines.defs.sync.schedules import SCHEDULE_NAME
+from pipelines.defs.sync.jobs import DAILY_SYNC_JOB, tiktok_daily_sync
+from pipelines.defs.sync.schedules import SCHEDULE_NAME, tiktok_daily_sync_schedule
 from services import tables
 from simulators.tiktok import ManualClock, SimulatorConfig, TikTokSimulator
-from tests.pipelines.helpers import Harness, connect, failure_description, use_live_app
+from tests.pipelines.helpers import (
+    Harness,
+    connect,
+    failure_description,
+    sync_on_simulated_clock,
+    use_live_app,
+)
 
 START = datetime(2026, 6, 1, 6, tzinfo=UTC).timestamp()  # every generated video is months old
 NAMES = ["creator-a", "creator-b", "creator-c"]
@@ -42,12 +46,7 @@ def simulator(clock):
 
 @pytest.fixture(autouse=True)
 def the_pipeline_lives_on_the_simulated_clock(monkeypatch, clock):
-    class SimulatedDatetime(datetime):
-        @classmethod
-        def now(cls, tz: tzinfo | None = None) -> datetime:
-            return datetime.fromtimestamp(clock(), tz)
-
-    monkeypatch.setattr(sync_assets, "datetime", SimulatedDatetime)
+    sync_on_simulated_clock(monkeypatch, clock)
 
 
 @pytest.fixture
@@ -63,7 +62,14 @@ def harness(simulator, tmp_path):
 
 def scheduled_daily_sync(harness: Harness, clock: ManualClock) -> None:
     """One tick of the daily schedule and its runs, with the defaults (no config of ours)."""
-    loaded = defs()
+    # The schedule and job of the code location, bound to the harness's assets and resources
+    # (loading the whole defs folder here would pin this test's instance for later tests).
+    loaded = dg.Definitions(
+        assets=harness.assets,
+        jobs=[tiktok_daily_sync],
+        schedules=[tiktok_daily_sync_schedule],
+        resources=harness.resources,
+    )
     schedule = loaded.resolve_schedule_def(SCHEDULE_NAME)
     job = loaded.resolve_job_def(DAILY_SYNC_JOB)
     context = dg.build_schedule_context(
