@@ -334,3 +334,34 @@ def test_a_lowered_limit_is_enforced_on_the_window_already_sent(tmp_path):
     budget.admit("video_list")  # the window is full at the new limit: wait for it to slide
     assert clock.now - started > 30
     budget.close()
+
+
+def test_threads_of_one_process_share_a_budget_and_its_learned_limit(store_url):
+    # The run model: 16-32 threads of one step, one budget. Every thread reads the learned
+    # limit from the store itself (learned_refresh_s=0), which the SQLite store's connection
+    # once refused to threads other than the one that opened it.
+    import threading
+
+    clock, scope = FakeClock(), f"test-{uuid.uuid4().hex[:8]}"
+    budget = RequestBudget(
+        store_url, {"video_list": 60_000}, now=clock, sleep=clock.sleep, learned_refresh_s=0.0
+    )
+    budget.rate_limited(budget.admit("video_list", scope), scope)  # a cut to 42,000
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(10):
+                clock.now += 0.01  # within the hold after the cut: the limit stays put
+                seen.append(budget.admit("video_list", scope).limit)
+        except BaseException as err:  # collected, the test asserts there were none
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(seen) == 160 and set(seen) == {42_000}
+    budget.close()
