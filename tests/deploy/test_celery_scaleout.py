@@ -383,7 +383,8 @@ def test_sync_runs_on_two_celery_workers_sharing_one_rate_budget(
     }
     first, second = pids.values()  # two processes, one per worker name
     assert first and second and not first & second, pids
-    videos_worker = {s.connection: s.worker for s in steps if s.step == "tiktok_videos"}
+    # One step per run syncs every asset of its connections (pipelines/defs/sync/assets.py).
+    videos_worker = {s.connection: s.worker for s in steps if s.step == "connection_sync"}
     assert set(videos_worker) == set(CONNECTIONS), steps
 
     # -- one budget for both. The simulator saw both workers list videos at the same time...
