@@ -19,7 +19,7 @@ from resources.database import make_engine
 from resources.warehouse import Warehouse
 from services import tables
 
-WIDTH, HEIGHT, MARGIN = 720, 360, 60
+WIDTH, HEIGHT, MARGIN = 720, 360, 70
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 Series = dict[str, list[tuple[date, int]]]
@@ -60,6 +60,10 @@ def svg_line_chart(series: Series, metric: str) -> str:
         colour = COLOURS[index % len(COLOURS)]
         path = " ".join(f"{x(day):.1f},{y(value):.1f}" for day, value in sorted(points))
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        parts += [  # a dot per snapshot day
+            f'<circle cx="{x(day):.1f}" cy="{y(value):.1f}" r="3" fill="{colour}"/>'
+            for day, value in sorted(points)
+        ]
         parts.append(
             f'<text x="{WIDTH - MARGIN + 4}" y="{MARGIN + 16 * index}" fill="{colour}">'
             f"{escape(name)}</text>"
