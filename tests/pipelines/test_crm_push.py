@@ -16,7 +16,8 @@ from pipelines.defs.sync.assets import build_sync_assets, sync_assets
 from resources.crm.resource import CrmResource
 from resources.crm.state import PushStateStore
 from resources.database import make_engine
-from services.crm_records import push_mappings
+from services.crm_records import push_mappings, warehouse_mappings
+from simulators.crm_fakes import FakeHubSpot
 from tests.crm import fixtures
 from tests.crm.fixtures import use_hubspot, use_salesforce
 from tests.pipelines.helpers import (
@@ -28,6 +29,7 @@ from tests.pipelines.helpers import (
     sync_config,
     use_live_app,
 )
+from transforms import parse_mapping
 
 # The CRM fakes and the clearing of CRM variables, shared with tests/crm.
 _no_crm_settings, clock = fixtures._no_crm_settings, fixtures.clock
@@ -206,3 +208,48 @@ def test_push_assets_exist_only_for_configured_targets(monkeypatch):
     all_keys = {k.to_user_string() for k in loaded.resolve_asset_graph().get_all_asset_keys()}
     assert {"hubspot_contacts", "salesforce_contacts", "crm_contacts"} <= all_keys
     assert loaded.resolve_job_def("crm_push") is not None
+
+
+ARCHIVING_VIDEOS = """
+version: 1
+name: hubspot_videos
+source: video
+target: {kind: hubspot, object: videos}
+key: [tiktok_video_id]
+on_delete: archive
+fields:
+  - {source: id, target: tiktok_video_id, type: string, required: true}
+  - {source: title, target: title, type: string}
+"""
+
+
+@pytest.fixture
+def video_portal(clock):
+    """A fake HubSpot portal with a custom `videos` object keyed by tiktok_video_id."""
+    fake = FakeHubSpot(clock=clock, unique_properties={"videos": {"tiktok_video_id"}})
+    with fake.running():
+        yield fake
+
+
+def test_a_video_tiktok_deleted_is_archived_in_the_crm_by_the_daily_sync(
+    simulator, harness, video_portal
+):
+    """Issue 14: `on_delete: archive` through the sync (TikTok, warehouse and push in one run)."""
+    hubspot = video_portal
+    use_hubspot(hubspot)
+    mapping = parse_mapping(ARCHIVING_VIDEOS)
+    harness.assets = [build_sync_assets(warehouse_mappings(), [mapping])]
+    harness.resources["crm"] = CrmResource(backoff_cap_s=0.0, max_wait_s=0.0)
+    first = harness.sync("creator-a", config={"mode": "full"})
+    assert first.success, failure_description(first)
+    pushed = hubspot.records("videos")
+    assert len(pushed) == simulator.accounts[0].video_count
+    gone = simulator.video_ids(0, 0, 1)[0]
+    simulator.delete_video(0, gone)
+    dry = harness.sync("creator-a", config={"mode": "full", "dry_run": True})
+    assert dry.success and not hubspot.archived  # a dry run shows, never archives
+    second = harness.sync("creator-a", config={"mode": "full"})
+    assert second.success, failure_description(second)
+    assert metadata(second, "hubspot_videos")["archived"] == 1
+    assert [record["tiktok_video_id"] for record in hubspot.archived["videos"].values()] == [gone]
+    assert gone not in {record["tiktok_video_id"] for record in hubspot.records("videos").values()}
