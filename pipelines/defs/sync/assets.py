@@ -7,6 +7,7 @@ tables and pushes complete in the same run. The asset graph still shows one asse
 push, each materialized per connection partition, and any subset can be materialized on its own.
 """
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from typing import Literal
@@ -202,8 +203,11 @@ def build_sync_assets(warehouse: list[Mapping], pushes: list[Mapping]) -> dg.Ass
         names = _run_partitions(context)
         failed = {}
         for outcome in sync_connections(tools, plan, names, sync_workers()):
+            # Warnings only: every log line is an event-log write in the step's one thread, and
+            # what the info lines say per connection is already in its materialization metadata.
             for level, message in outcome.log:
-                context.log.log(level, message)
+                if level >= logging.WARNING:
+                    context.log.log(level, message)
             name = outcome.name
             for asset, metadata in outcome.materialized.items():
                 key = dg.AssetKey(crm_keys.get(asset, asset))
@@ -223,6 +227,12 @@ def build_sync_assets(warehouse: list[Mapping], pushes: list[Mapping]) -> dg.Ass
             if not outcome.ok:
                 failed[name] = connection_failure(outcome)
                 context.log.error("connection %r failed: %s", name, failed[name].description)
+        context.log.info(
+            "synced %d connections: %d succeeded, %d failed",
+            len(names),
+            len(names) - len(failed),
+            len(failed),
+        )
         if len(names) == 1 and failed:
             raise failed[names[0]]  # one connection: its own failure, metadata and all
         if failed:  # in partition order, whatever order the connections finished in
