@@ -19,16 +19,15 @@ service, the HTTP status, the CRM's error code and its correlation id.
 from __future__ import annotations
 
 from resources.crm.models import AUTH, TRANSIENT, VALIDATION
-from resources.redaction import redact_secrets
+from resources.http_base import ApiError
 
 
-class CrmError(Exception):
+class CrmError(ApiError):
     """Base class; `kind` is the stable name shown in Dagster failure metadata."""
 
-    kind = "error"
-    retryable = False
     # The class given to records a stopped push could not send (see resources.crm.models).
     rejection_class = TRANSIENT
+    redacted_fields = ("code", "correlation_id")
 
     def __init__(
         self,
@@ -39,29 +38,16 @@ class CrmError(Exception):
         code: str | None = None,
         correlation_id: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, status=status, code=code)
         self.service = service
-        self.status = status
-        self.code = code
         self.correlation_id = correlation_id
 
-    def redact(self, *secrets: str) -> None:
-        """Remove credentials a CRM echoed into the message or the error code it sent."""
-        self.message = redact_secrets(self.message, secrets)
-        self.args = (self.message,)
-        self.code = self.code and redact_secrets(self.code, secrets)
-        self.correlation_id = self.correlation_id and redact_secrets(self.correlation_id, secrets)
-
-    def metadata(self) -> dict[str, str | int]:
-        facts: dict[str, str | int | None] = {
-            "error_kind": self.kind,
+    def details(self) -> dict[str, str | int | None]:
+        return {
             "crm": self.service,
-            "http_status": self.status,
             "crm_error_code": self.code,
             "crm_correlation_id": self.correlation_id,
         }
-        return {key: value for key, value in facts.items() if value is not None}
 
 
 class RateLimited(CrmError):
@@ -81,7 +67,7 @@ class RateLimited(CrmError):
         super().__init__(
             message, service=service, status=status, code=code, correlation_id=correlation_id
         )
-        # What the server asked us to wait, already parsed and capped; None: use the backoff.
+        # Already parsed and capped by the client; the shared retry policy honours it.
         self.retry_after_s = retry_after_s
 
 

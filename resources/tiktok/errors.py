@@ -20,16 +20,15 @@ tokens or secrets: they carry the endpoint, TikTok's error code and log_id.
 
 from __future__ import annotations
 
-from resources.redaction import redact_secrets
+from resources.http_base import ApiError
 
 
-class TikTokError(Exception):
+class TikTokError(ApiError):
     """Base class; `kind` is the stable name shown in Dagster failure metadata."""
 
-    kind = "error"
-    retryable = False
     retry_policy = "not retried"
     what_to_do = "see the message; report it with the TikTok log id if it persists"
+    redacted_fields = ("code", "log_id")
 
     def __init__(
         self,
@@ -40,32 +39,18 @@ class TikTokError(Exception):
         log_id: str | None = None,
         status: int | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, status=status, code=code)
         self.endpoint = endpoint
-        self.code = code
         self.log_id = log_id
-        self.status = status
 
-    def redact(self, *secrets: str) -> None:
-        """Remove secrets a server echoed into the message or the error code it sent."""
-        self.message = redact_secrets(self.message, secrets)
-        self.args = (self.message,)
-        self.code = self.code and redact_secrets(self.code, secrets)
-        self.log_id = self.log_id and redact_secrets(self.log_id, secrets)
-
-    def metadata(self) -> dict[str, str | int]:
-        """What a failure shows in Dagster: never a token, only facts a user can act on."""
-        facts: dict[str, str | int | None] = {
-            "error_kind": self.kind,
+    def details(self) -> dict[str, str | int | None]:
+        return {
             "retry_policy": self.retry_policy,
             "what_to_do": self.what_to_do,
             "endpoint": self.endpoint,
             "tiktok_error_code": self.code,
             "tiktok_log_id": self.log_id,
-            "http_status": self.status,
         }
-        return {key: value for key, value in facts.items() if value is not None}
 
 
 class RateLimited(TikTokError):
@@ -95,11 +80,10 @@ class RateLimited(TikTokError):
                 f"(configured {configured})"
             )
             setting = f"TIKTOK_RATE_LIMITS={endpoint}={limit}"
-        self.message = (
+        self.reword(
             f"{endpoint}: TikTok kept answering 429 rate_limit_exceeded for {refused_for_s:.0f}s "
             f"(patience {patience_s:.0f}s); {learned}"
         )
-        self.args = (self.message,)
         self.what_to_do = (
             f"set {setting} (TikTok's real limit for this app, or ask TikTok for more), make every "
             "worker share one budget (TIKTOK_RATE_LIMIT_URL), then re-run the partition; "
