@@ -1,9 +1,10 @@
 """One retrying HTTP sender shared by the CRM clients.
 
-One request is the retry unit. Transport errors, rate limits and 5xx are retried with full-jitter
-exponential backoff and a cap (tenacity); a wait the server asked for (Retry-After, a rate window)
-replaces the backoff, capped by `max_wait_s`. What the answer means is decided by the client's
-`classify` function, which raises a typed error or hands the response back.
+One request is the retry unit. The retry policy is the one the TikTok client uses too
+(`resources.http_base.retrying`): transport errors, rate limits and 5xx are retried with full-jitter
+exponential backoff and a cap; a wait the server asked for (Retry-After, a rate window) replaces
+the backoff, capped by `max_wait_s`. What the answer means is decided by the client's `classify`
+function, which raises a typed error or hands the response back.
 """
 
 from __future__ import annotations
@@ -13,32 +14,20 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from resources.crm.errors import CrmError, RateLimited, TransientError
 from resources.crm.models import CallStats
+from resources.http_base import BACKOFF_CAP_S, MAX_WAIT_S, retrying, send
 
 # Batch upserts of 100-200 records can take a while on the CRM side; connecting should not.
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 MAX_ATTEMPTS = 5
-BACKOFF_MULTIPLIER_S = 1.0
-BACKOFF_CAP_S = 30.0
-# Longest server-requested wait honoured before one retry (HubSpot's window is 10 s).
-MAX_WAIT_S = 60.0
 USER_AGENT = "tiktok-crm-sync/0.1 (+https://github.com/tiktok-crm-sync)"
+
+__all__ = ["BACKOFF_CAP_S", "MAX_ATTEMPTS", "MAX_WAIT_S", "Classify", "CrmHttp"]
 
 Classify = Callable[[httpx.Response], httpx.Response]
 _PLAIN_HEADERS = frozenset({"user-agent", "content-type", "accept"})
-
-
-def _is_retryable(err: BaseException) -> bool:
-    return isinstance(err, CrmError) and err.retryable
 
 
 class CrmHttp:
@@ -55,12 +44,12 @@ class CrmHttp:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.service = service
-        self.stats = CallStats()
+        self.stats = CallStats(service=service)
         self._http = http or httpx.Client(timeout=DEFAULT_TIMEOUT)
         self._max_attempts = max_attempts
+        self._backoff_cap_s = backoff_cap_s
         self._max_wait_s = max_wait_s
         self._sleep = sleep
-        self._backoff = wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=backoff_cap_s)
 
     def close(self) -> None:
         self._http.close()
@@ -69,7 +58,7 @@ class CrmHttp:
         """Wait before the next request (a rate window is spent), capped like a Retry-After."""
         waited = min(max(seconds, 0.0), self._max_wait_s)
         if waited > 0:
-            self.stats.seconds_waited += waited
+            self.stats.count_wait(self.service, waited)
             self._sleep(waited)
 
     def send(
@@ -81,25 +70,15 @@ class CrmHttp:
         json: Any = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        retrying = Retrying(
-            retry=retry_if_exception(_is_retryable),
-            wait=self._wait,
-            stop=stop_after_attempt(self._max_attempts),
+        policy = retrying(
+            self.stats,
+            self.service,
+            max_attempts=self._max_attempts,
+            backoff_cap_s=self._backoff_cap_s,
+            max_wait_s=self._max_wait_s,
             sleep=self._sleep,
-            before_sleep=self._count_retry,
-            reraise=True,
         )
-        return retrying(self._send_once, method, url, classify, json, headers or {})
-
-    def _wait(self, state: RetryCallState) -> float:
-        err = state.outcome.exception() if state.outcome else None
-        if isinstance(err, RateLimited) and err.retry_after_s is not None:
-            return min(err.retry_after_s, self._max_wait_s)
-        return self._backoff(state)
-
-    def _count_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
-        self.stats.seconds_waited += state.upcoming_sleep
+        return policy(self._send_once, method, url, classify, json, headers or {})
 
     def _send_once(
         self,
@@ -109,23 +88,23 @@ class CrmHttp:
         json: Any,
         headers: dict[str, str],
     ) -> httpx.Response:
-        self.stats.requests += 1
-        try:
-            response = self._http.request(
-                method, url, json=json, headers={"User-Agent": USER_AGENT, **headers}
-            )
-        except httpx.TransportError as err:
-            # The message names the failure class only: httpx messages can echo the URL.
-            raise TransientError(
-                f"{type(err).__name__} talking to {self.service}", service=self.service
-            ) from err
+        self.stats.count_request(self.service)
+        response = send(
+            self._http,
+            method,
+            url,
+            peer=self.service,
+            transient=lambda failure: TransientError(failure, service=self.service),
+            json=json,
+            headers={"User-Agent": USER_AGENT, **headers},
+        )
         try:
             return classify(response)
         except CrmError as err:
             # The error quotes the CRM's answer, which may repeat the credentials it was sent.
             err.redact(*_credentials(url, headers))
             if isinstance(err, RateLimited):
-                self.stats.rate_limited += 1
+                self.stats.count_rate_limited(self.service)
             raise
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from resources.http_base import CallStats as BaseCallStats
 
 # Rejection classes: what the next run does with the record.
 VALIDATION = "validation"  # the CRM refused the content: kept until the content changes
@@ -68,21 +70,32 @@ class Archive:
 
 
 @dataclass
-class CallStats:
-    """What one client did, reported as asset metadata (never a token or a URL)."""
+class CallStats(BaseCallStats):
+    """What one client did, reported as asset metadata (never a token or a URL).
 
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    seconds_waited: float = 0.0
+    Counted under the client's service; `requests`, `retries`, `rate_limited` and
+    `seconds_waited` are its totals.
+    """
+
+    service: str = ""
     # Last limit figures the CRM reported, e.g. {"salesforce_api_usage": "10018/100000"}.
     limits: dict[str, str] = field(default_factory=dict)
+    requests_key: ClassVar[str] = "api_calls"
+
+    @property
+    def requests(self) -> int:
+        return int(self.total("requests_by_endpoint"))
+
+    @property
+    def retries(self) -> int:
+        return int(self.total("retries_by_endpoint"))
+
+    @retries.setter
+    def retries(self, value: int) -> None:
+        # HubSpot's client counts its re-polls of a batch that is not COMPLETE with `+= 1`.
+        with self._lock:
+            self.retries_by_endpoint[self.service] += value - self.retries
 
     def as_metadata(self) -> dict[str, int | float | str]:
-        return {
-            "api_calls": self.requests,
-            "api_retries": self.retries,
-            "api_rate_limited": self.rate_limited,
-            "seconds_waited": round(self.seconds_waited, 3),
-            **self.limits,
-        }
+        with self._lock:
+            return super().as_metadata() | self.limits

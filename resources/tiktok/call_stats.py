@@ -2,16 +2,19 @@
 
 One client serves one connection, so these are per connection; each counter is also kept per
 endpoint (token refreshes under the endpoint whose request needed them, token-call retries under
-`oauth_token`). Updates take a lock, so another thread may read the figures while a sync runs.
+`oauth_token`). Requests, retries, 429s and backoff waits are counted by the shared base
+(`resources.http_base.CallStats`); this adds what only TikTok's client knows: token refreshes and
+rejections, waits in the shared request budget, and the limits it learned. Updates take a lock,
+so another thread may read the figures while a sync runs.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from resources.http_base import CallStats as BaseCallStats
 from resources.ratelimit import Admission
 
 
@@ -25,29 +28,25 @@ def _number(value: float) -> int | float:
 
 
 @dataclass
-class CallStats:
+class CallStats(BaseCallStats):
     """What one client (one connection) did, per endpoint, reported as asset metadata."""
 
-    requests: Counter[str] = field(default_factory=Counter)
-    rate_limited_by_endpoint: Counter[str] = field(default_factory=Counter)
-    retries_by_endpoint: Counter[str] = field(default_factory=Counter)
     refreshes_by_endpoint: Counter[str] = field(default_factory=Counter)
     token_rejections_by_endpoint: Counter[str] = field(default_factory=Counter)
     budget_waits_by_endpoint: Counter[str] = field(default_factory=Counter)
     budget_wait_s_by_endpoint: Counter[str] = field(default_factory=Counter)
-    backoff_wait_s_by_endpoint: Counter[str] = field(default_factory=Counter)
     limit_by_endpoint: dict[str, int] = field(default_factory=dict)
     configured_by_endpoint: dict[str, int] = field(default_factory=dict)
     circuit_opened: int = 0
-    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
-    def add(self, counter: str, endpoint: str, amount: float = 1) -> None:
-        with self._lock:
-            getattr(self, counter)[endpoint] += amount
+    @property
+    def requests(self) -> Counter[str]:
+        """Requests sent, per endpoint."""
+        return self.requests_by_endpoint
 
     def admitted(self, admission: Admission) -> None:
         with self._lock:
-            self.requests[admission.endpoint] += 1
+            self.requests_by_endpoint[admission.endpoint] += 1
             if admission.waited_s > 0:
                 self.budget_waits_by_endpoint[admission.endpoint] += 1
                 self.budget_wait_s_by_endpoint[admission.endpoint] += admission.waited_s
@@ -63,29 +62,17 @@ class CallStats:
             self.limit_by_endpoint[endpoint] = limit
 
     @property
-    def rate_limited(self) -> int:
-        with self._lock:
-            return sum(self.rate_limited_by_endpoint.values())
-
-    @property
-    def retries(self) -> int:
-        with self._lock:
-            return sum(self.retries_by_endpoint.values())
-
-    @property
     def refreshes(self) -> int:
-        with self._lock:
-            return sum(self.refreshes_by_endpoint.values())
+        return int(self.total("refreshes_by_endpoint"))
 
     @property
     def budget_wait_s(self) -> float:
-        with self._lock:
-            return float(sum(self.budget_wait_s_by_endpoint.values()))
+        return float(self.total("budget_wait_s_by_endpoint"))
 
     @property
     def backoff_wait_s(self) -> float:
-        with self._lock:
-            return float(sum(self.backoff_wait_s_by_endpoint.values()))
+        """TikTok asks for no wait (no Retry-After): every wait before a retry is backoff."""
+        return float(self.total("waited_s_by_endpoint"))
 
     @property
     def seconds_waited(self) -> float:
@@ -103,17 +90,13 @@ class CallStats:
     def as_metadata(self) -> dict[str, int | float | str]:
         learned = self.learned_limits()
         with self._lock:
-            return {
-                "api_requests": sum(self.requests.values()),
-                "api_rate_limited": self.rate_limited,
-                "api_retries": self.retries,
+            return super().as_metadata() | {
                 "token_refreshes": self.refreshes,
-                "token_rejected": sum(self.token_rejections_by_endpoint.values()),
-                "budget_waits": sum(self.budget_waits_by_endpoint.values()),
-                "seconds_waited": round(self.seconds_waited, 3),
+                "token_rejected": int(self.total("token_rejections_by_endpoint")),
+                "budget_waits": int(self.total("budget_waits_by_endpoint")),
                 "seconds_waited_for_budget": round(self.budget_wait_s, 3),
                 "seconds_waited_in_backoff": round(self.backoff_wait_s, 3),
-                "api_requests_by_endpoint": _by_endpoint(self.requests),
+                "api_requests_by_endpoint": _by_endpoint(self.requests_by_endpoint),
                 "api_rate_limited_by_endpoint": _by_endpoint(self.rate_limited_by_endpoint),
                 "api_retries_by_endpoint": _by_endpoint(self.retries_by_endpoint),
                 "token_refreshes_by_endpoint": _by_endpoint(self.refreshes_by_endpoint),

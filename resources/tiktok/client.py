@@ -12,6 +12,10 @@ token that expired while the request queued is refreshed, single-flight, before 
 - 401 `access_token_invalid`: the token is refreshed once and the same request repeated, so a
   token rejected in the middle of pagination resumes that very page.
 
+The backoff, the retry decision and the retry counting are the shared policy of
+`resources.http_base` (the CRM clients use it too); the 429 patience, the circuit breaker, the
+budget and the token check are this client's own, as the policy's `stop` and the attempt itself.
+
 Everything is counted per endpoint in `CallStats` for Dagster metadata. A client belongs to one
 thread; its stats are nevertheless safe to read from another.
 """
@@ -26,14 +30,9 @@ from itertools import islice
 from typing import Any, Protocol
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from tenacity import RetryCallState, Retrying
 
+from resources.http_base import BACKOFF_CAP_S, retrying, send
 from resources.ratelimit import Admission
 from resources.tiktok.breaker import CircuitBreaker
 from resources.tiktok.call_stats import CallStats
@@ -47,8 +46,6 @@ REQUEST_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 DEFAULT_TIMEOUT = httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
 MAX_ATTEMPTS = 6  # transient failures (5xx, transport) per request
-BACKOFF_MULTIPLIER_S = 1.0
-BACKOFF_CAP_S = 30.0
 # How long TikTok may keep refusing one request (429) before the run fails: several of its
 # one-minute windows, so a limit lower than configured is learned and waited out, not fatal.
 RATE_LIMIT_PATIENCE_S = 300.0
@@ -96,10 +93,6 @@ class _Request:
     refused_since: float | None = None  # when TikTok first answered 429
     queued_since_refusal_s: float = 0.0  # time spent in our own budget since then
     transient_failures: int = 0
-
-
-def _is_retryable(err: BaseException) -> bool:
-    return isinstance(err, TikTokError) and err.retryable
 
 
 class TikTokClient:
@@ -199,15 +192,21 @@ class TikTokClient:
             raise self._gave_up(err, request) from None
 
     def _with_retries(self, request: _Request) -> dict[str, Any]:
-        retrying = Retrying(
-            retry=retry_if_exception(_is_retryable),
-            wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=self._backoff_cap_s),
-            stop=lambda state: self._should_stop(request, state),
+        policy = self._retrying(request.endpoint, lambda state: self._should_stop(request, state))
+        return policy(self._attempt, request)
+
+    def _retrying(
+        self, endpoint: str, stop: Callable[[RetryCallState], bool] | None = None
+    ) -> Retrying:
+        """The shared policy, its retries counted under `endpoint`; `stop` adds TikTok's rules."""
+        return retrying(
+            self.stats,
+            endpoint,
+            max_attempts=self._max_attempts,
+            backoff_cap_s=self._backoff_cap_s,
             sleep=self._sleep,
-            before_sleep=lambda state: self._count_retry(request.endpoint, state),
-            reraise=True,
+            stop=stop,
         )
-        return retrying(self._attempt, request)
 
     def _should_stop(self, request: _Request, state: RetryCallState) -> bool:
         """Transient failures stop after `max_attempts`; 429s after the patience, in time."""
@@ -222,23 +221,11 @@ class TikTokClient:
             return 0.0
         return self._now() - request.refused_since - request.queued_since_refusal_s
 
-    def _count_retry(self, endpoint: str, state: RetryCallState) -> None:
-        self.stats.add("retries_by_endpoint", endpoint)
-        self.stats.add("backoff_wait_s_by_endpoint", endpoint, state.upcoming_sleep)
-
     def _token_call(self, endpoint: str, call: Callable[..., str], *args: str) -> str:
         """A token call (a refresh ahead of expiry or after a rejection), retried like requests."""
         before = getattr(self._tokens, "refresh_calls", 0)
-        retrying = Retrying(
-            retry=retry_if_exception(_is_retryable),
-            wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER_S, max=self._backoff_cap_s),
-            stop=stop_after_attempt(self._max_attempts),
-            sleep=self._sleep,
-            before_sleep=lambda state: self._count_retry(TOKEN_ENDPOINT, state),
-            reraise=True,
-        )
         try:
-            return retrying(call, *args)
+            return self._retrying(TOKEN_ENDPOINT)(call, *args)
         finally:
             refreshed = getattr(self._tokens, "refresh_calls", 0) - before
             if refreshed:
@@ -246,7 +233,7 @@ class TikTokClient:
 
     def _admit(self, request: _Request) -> Admission | None:
         if self._budget is None:
-            self.stats.add("requests", request.endpoint)
+            self.stats.count_request(request.endpoint)
             return None
         try:
             admission = self._budget.admit(request.endpoint)
@@ -263,20 +250,21 @@ class TikTokClient:
         admission = self._admit(request)
         token = request.token = self._token_call(endpoint, self._tokens.access_token)
         headers = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
+
+        def transient(failure: str) -> TransientError:
+            return TransientError(f"{endpoint}: {failure}", endpoint=endpoint)
+
         try:
-            try:
-                response = self._http.request(
-                    request.method,
-                    self._base_url + request.path,
-                    params={"fields": request.fields},
-                    json=request.json,
-                    headers=headers,
-                )
-            except httpx.TransportError as err:
-                # The message names the failure class only: httpx messages can echo the request.
-                raise TransientError(
-                    f"{endpoint}: {type(err).__name__} talking to TikTok", endpoint=endpoint
-                ) from err
+            response = send(
+                self._http,
+                request.method,
+                self._base_url + request.path,
+                peer="TikTok",
+                transient=transient,
+                params={"fields": request.fields},
+                json=request.json,
+                headers=headers,
+            )
             data = classify_response(response, endpoint)
         except TikTokError as err:
             err.redact(token)  # in case TikTok's error message repeats the token it got
@@ -288,7 +276,7 @@ class TikTokClient:
     def _failed(self, request: _Request, admission: Admission | None, err: TikTokError) -> None:
         endpoint = request.endpoint
         if isinstance(err, RateLimited):
-            self.stats.add("rate_limited_by_endpoint", endpoint)
+            self.stats.count_rate_limited(endpoint)
             if request.refused_since is None:
                 request.refused_since = self._now()
             if admission is not None and self._budget is not None:
