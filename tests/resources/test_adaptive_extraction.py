@@ -138,8 +138,10 @@ def test_a_limit_of_5_a_minute_against_a_budget_of_600_lets_every_connection_com
         for endpoint in DISPLAY:
             assert seen[endpoint]["rate_limited"] == 0 or budget.limit(endpoint, "app") < 600
         assert_stats_match_tiktok(clients, simulator)
+        # The metadata names the learned limit of the busiest endpoint. Whether video_query met a
+        # 429 too depends on thread timing (it did in most runs, not in CI's of 22:37).
         learned = clients[-1].stats.as_metadata()["rate_limit_learned"]
-        assert "video_list=" in learned and "video_query=" in learned
+        assert "video_list=" in learned
         budget.close()
     finally:
         simulator.stop()
