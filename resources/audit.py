@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, insert, select
 
+from resources.database import create_tables
+
 CONNECTED = "connected"
 RECONNECTED = "reconnected"
 IMPORTED = "imported"
@@ -51,7 +53,7 @@ class AuditLog:
     def __init__(self, engine: Engine, now: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self._now = now
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     def record(
         self,

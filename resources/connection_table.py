@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from resources.crypto import TokenCipher
+from resources.database import create_tables
 
 NO_TOKEN = ""
 
@@ -54,7 +55,7 @@ connections_table = Table(
 
 def create_or_migrate(engine: Engine) -> None:
     """Create the table, or add the columns earlier versions lacked (idempotent)."""
-    metadata.create_all(engine)
+    create_tables(metadata, engine)
     present = {column["name"] for column in inspect(engine).get_columns(connections_table.name)}
     if "tokens_encrypted" in present:
         return

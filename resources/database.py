@@ -6,8 +6,9 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WAL_SWITCH_ATTEMPTS = 20
@@ -50,3 +51,23 @@ def _enable_wal(cursor: sqlite3.Cursor) -> None:
 def redact_url(url: str) -> str:
     """The URL with its password hidden, for logs and metadata."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+CREATE_ATTEMPTS = 5
+
+
+def create_tables(metadata: MetaData, engine: Engine) -> None:
+    """`metadata.create_all`, safe when several processes create the same tables at once.
+
+    PostgreSQL answers the loser of a concurrent `CREATE TABLE` with a unique violation on its
+    catalog (pg_type) instead of waiting; SQLite with "table already exists". Once the winner has
+    committed, the tables exist and another `create_all` (checkfirst) is a no-op.
+    """
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            metadata.create_all(engine)
+            return
+        except DBAPIError:
+            if attempt == CREATE_ATTEMPTS:
+                raise
+            time.sleep(0.05 * attempt)

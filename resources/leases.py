@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, delete, select
 from sqlalchemy.exc import IntegrityError
 
+from resources.database import create_tables
+
 LEASE_TTL_S = 2 * 3600.0  # longer than any one connection's sync, even of 100,000 videos
 LEASE_WAIT_S = 60.0
 POLL_S = 0.5
@@ -67,7 +69,7 @@ class LeaseStore:
         self.ttl_s, self.wait_s = ttl_s, wait_s
         self._clock, self._sleep = clock, sleep
         self._host, self._pid = socket.gethostname(), os.getpid()
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     @contextmanager
     def hold(self, name: str) -> Iterator[None]:

@@ -7,6 +7,8 @@ from datetime import date
 from sqlalchemy import Column, Date, Engine, MetaData, String, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from resources.database import create_tables
+
 metadata = MetaData()
 full_syncs = Table(
     "connection_full_syncs",
@@ -19,7 +21,7 @@ full_syncs = Table(
 class SyncLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     def last_full(self, name: str) -> date | None:
         query = select(func.max(full_syncs.c.synced_on)).where(full_syncs.c.connection_name == name)

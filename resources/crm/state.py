@@ -34,6 +34,7 @@ from resources.crm.state_tables import (
     rejections,
     upsert,
 )
+from resources.database import create_tables
 
 ARCHIVED_HASH = "archived"  # content hash of a record archived in the CRM
 MAX_TRANSIENT_ATTEMPTS = 5
@@ -72,8 +73,8 @@ class PushStateStore:
         self.engine = engine
         self._now = now
         self.max_transient_attempts = max_transient_attempts
-        metadata.create_all(engine)
-        audit.metadata.create_all(engine)
+        create_tables(metadata, engine)
+        create_tables(audit.metadata, engine)
 
     def crm_ids(self, mapping: str, keys: Iterable[str]) -> dict[str, str]:
         """The CRM's own id of each pushed record that has one."""
