@@ -41,9 +41,9 @@ class SyncOutcome:
     def record(self, outcome: ConnectionOutcome) -> None:
         from pipelines.defs.batch import connection_failure
 
-        self.api_requests += outcome.api.get("requests", 0)
-        self.api_retries += outcome.api.get("retries", 0)
-        self.api_rate_limited += outcome.api.get("rate_limited", 0)
+        self.api_requests += outcome.api_total("api_requests")
+        self.api_retries += outcome.api_total("api_retries")
+        self.api_rate_limited += outcome.api_total("api_rate_limited")
         for asset, metadata in outcome.materialized.items():
             rows = metadata.get("dagster/row_count")
             if isinstance(rows, int):

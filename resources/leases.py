@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, delete, select
+from sqlalchemy import Column, Engine, Float, Integer, MetaData, Row, String, Table, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from resources.database import create_tables
@@ -117,11 +117,8 @@ class LeaseStore:
             return "a concurrent run"
         return None
 
-    def _takeover(self, current: object, now: float) -> bool:
-        if getattr(current, "holder") == self.holder:  # noqa: B009
+    def _takeover(self, current: Row, now: float) -> bool:
+        if current.holder == self.holder or current.expires_at <= now:
             return True
-        if getattr(current, "expires_at") <= now:  # noqa: B009
-            return True
-        same_host = getattr(current, "host") == self._host  # noqa: B009
-        pid = getattr(current, "pid")  # noqa: B009
-        return same_host and pid != self._pid and not _process_alive(pid)
+        same_host = current.host == self._host
+        return same_host and current.pid != self._pid and not _process_alive(current.pid)

@@ -64,6 +64,3 @@ def sync_batch_size(environ: Mapping[str, str] = os.environ) -> int:
             f"{MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE}), not {raw!r}"
         )
     return int(raw)
-
-
-backfill_batch_size = sync_batch_size  # the name older code and tests use

@@ -236,6 +236,10 @@ class Warehouse:
         return self._tables[name]
 
     def has_table(self, name: str) -> bool:
+        # A table this warehouse object ensured or read stays (the pipeline never drops one): a
+        # run's connections ask for the same few tables thousands of times.
+        if name in self._tables:
+            return True
         schema, table_name = split_table_name(name)
         return inspect(self.engine).has_table(table_name, schema=schema)
 

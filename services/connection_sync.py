@@ -86,8 +86,10 @@ def _sync(
     if plan.extracts:
         progress.at = PROFILE_ASSET if plan.profile else VIDEOS_ASSET
         connection = active_connection(tools.store, name)
-        steps = ((PROFILE_ASSET, plan.profile, sync_profile),)
-        steps += ((VIDEOS_ASSET, plan.videos, sync_connection_videos),)
+        steps = (
+            (PROFILE_ASSET, plan.profile, sync_profile),
+            (VIDEOS_ASSET, plan.videos, sync_connection_videos),
+        )
         for asset, wanted, step in steps:
             if not wanted:
                 continue
@@ -161,12 +163,6 @@ def _extract(
             metadata = step(tools, plan, connection, client, outcome)
         finally:
             calls = outcome.calls[asset] = client.stats.as_metadata()
-            for key, total in (
-                ("requests", "api_requests"),
-                ("retries", "api_retries"),
-                ("rate_limited", "api_rate_limited"),
-            ):
-                outcome.api[key] = outcome.api.get(key, 0) + int(calls[total])
     return metadata | calls
 
 
@@ -175,7 +171,6 @@ def sync_connections(
     plan: SyncPlan,
     names: Iterable[str],
     workers: int = DEFAULT_WORKERS,
-    on_done: Callable[[ConnectionOutcome], None] | None = None,
 ) -> Iterator[ConnectionOutcome]:
     """Outcomes as connections finish (not in order), at most `workers` syncing at once.
 
@@ -197,8 +192,6 @@ def sync_connections(
                 for future in done:
                     outcome = future.result()
                     progress.notify(outcome)
-                    if on_done is not None:
-                        on_done(outcome)
                     yield outcome
         finally:
             for future in running:

@@ -16,7 +16,7 @@ from resources.crm.models import VALIDATION, CallStats, Rejection
 from resources.crm.push import PushReport, plan_for, run_push
 from resources.crm.state import Target
 from services.crm_mapping import delete_policy, split_deleted, volatile_fields
-from services.crm_records import SOURCE_TABLES, source_records
+from services.crm_records import source_records, source_rows
 from services.outcome import ConnectionOutcome
 from services.plan import SyncPlan, SyncTools
 from transforms import Mapping, MappingResult, apply_mapping
@@ -111,8 +111,7 @@ def push_connection(
     threshold = max_reject_rate()
     assert tools.push_state is not None and tools.crm is not None
     wh, store = tools.warehouse, tools.push_state
-    source_table = SOURCE_TABLES[mapping.source]
-    rows = wh.rows(source_table, connection_name=name) if wh.has_table(source_table) else []
+    rows = source_rows(wh, mapping, name)
     # With on_delete archive or flag, videos TikTok deleted are planned apart (docs/crm.md).
     live, deleted = split_deleted(mapping, source_records(rows), scopes)
     result = apply_mapping(mapping, live, scopes)

@@ -61,6 +61,12 @@ def source_records(rows: list[dict]) -> list[dict]:
     ]
 
 
+def source_rows(wh: Warehouse, mapping: Mapping, connection_name: str) -> list[dict]:
+    """The connection's rows of the mapping's source table (none before its first sync)."""
+    table = SOURCE_TABLES[mapping.source]
+    return wh.rows(table, connection_name=connection_name) if wh.has_table(table) else []
+
+
 def uses_previous(mapping: Mapping) -> bool:
     return any(entry.expression.previous_names for entry in mapping.computed)
 
@@ -69,10 +75,7 @@ def mapping_inputs(
     wh: Warehouse, mapping: Mapping, connection_name: str, scopes: frozenset[str]
 ) -> MappingInputs:
     """The connection's source rows from the warehouse, and its previous snapshot if used."""
-    source_table = SOURCE_TABLES[mapping.source]
-    rows = (
-        wh.rows(source_table, connection_name=connection_name) if wh.has_table(source_table) else []
-    )
+    rows = source_rows(wh, mapping, connection_name)
     records = source_records(rows)
     snapshots = SNAPSHOTS[mapping.source]
     if not records or not uses_previous(mapping) or not wh.has_table(snapshots.name):

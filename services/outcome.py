@@ -60,7 +60,6 @@ class ConnectionOutcome:
     log: list[tuple[int, str]] = field(default_factory=list)
     failures: list[StepFailure] = field(default_factory=list)  # in the order they happened
     calls: dict[str, Metadata] = field(default_factory=dict)  # TikTok asset -> its calls
-    api: dict[str, int] = field(default_factory=dict)  # requests, retries, rate_limited
 
     def fail(self, error: BaseException, at: str | None, mapping: Any = None) -> None:
         self.failures.append(StepFailure(error, at, mapping))
@@ -68,6 +67,10 @@ class ConnectionOutcome:
     @property
     def error(self) -> BaseException | None:
         return self.failures[0].error if self.failures else None
+
+    def api_total(self, key: str) -> int:
+        """A call count (`api_requests`, `api_retries`, `api_rate_limited`) over its assets."""
+        return sum(int(calls.get(key, 0)) for calls in self.calls.values())
 
     @property
     def ok(self) -> bool:

@@ -70,16 +70,6 @@ def dagster_metadata(metadata: Metadata) -> dict[str, Any]:
     return converted
 
 
-class _Calls:
-    """The TikTok calls a failed connection made, as `connection_failures` reports them."""
-
-    def __init__(self, metadata: Metadata) -> None:
-        self._metadata = metadata
-
-    def as_metadata(self) -> Metadata:
-        return self._metadata
-
-
 def connection_failure(outcome: ConnectionOutcome) -> dg.Failure:
     """The failure of one connection, with the error class and what to do in its metadata.
 
@@ -111,7 +101,7 @@ def _step_failure(outcome: ConnectionOutcome, failure: StepFailure) -> dg.Failur
             with crm_failures(name, failure.mapping):
                 raise err
         with connection_failures(name) as context:
-            context.stats = _Calls(outcome.calls.get(failure.at or "", {}))  # type: ignore[assignment]
+            context.calls = outcome.calls.get(failure.at or "", {})
             raise err
     except dg.Failure as converted:
         return converted

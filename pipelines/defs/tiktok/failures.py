@@ -6,14 +6,13 @@ retry policy, what to do, TikTok's own error code and log id, and the calls made
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 
 from resources.configurable import DemoModeError
 from resources.connections import UnknownConnection
 from resources.tiktok.apps import MissingSecret
-from resources.tiktok.client import CallStats
 from resources.tiktok.errors import CircuitOpen, NeedsReconnect, TikTokError
 from resources.tokens import reconnect_hint
 
@@ -22,12 +21,12 @@ _SETUP_ERRORS = (DemoModeError, MissingSecret, UnknownConnection, ValueError)
 
 @dataclass
 class FailureContext:
-    """What the failing asset had done so far; `stats` is set once its client exists."""
+    """What the failing asset had done so far: its TikTok calls, as metadata."""
 
-    stats: CallStats | None = None
+    calls: dict = field(default_factory=dict)
 
     def metadata(self) -> dict:
-        return self.stats.as_metadata() if self.stats is not None else {}
+        return dict(self.calls)
 
 
 @contextmanager
