@@ -1,0 +1,140 @@
+"""The Dagster instance's event log on SQLite, with one open connection per shard.
+
+Every connection of a run is at least 8 Dagster events (planned, materialized, checks), and
+Dagster's own SQLite event log opens a new engine and connection for every write and commits in
+rollback-journal mode: 2-3 fsyncs a commit, 2-3 commits an event. Measured here (bench.clock,
+docs/benchmarks.md "Dagster's fixed cost"): 12-80 ms an event, depending on the disk's load, so
+1,000 connections cost minutes of event writes, in the step's one thread and, for the planned
+events, before the run starts.
+
+This subclass keeps the storage's schema, files and semantics and changes how it talks to them:
+- one pooled connection per shard file (the last few shards, so a long-lived daemon or webserver
+  does not keep a file open for every run it ever saw);
+- WAL journal with synchronous=NORMAL: one write to the log per commit, synced at checkpoints.
+  A process crash loses nothing committed; a power loss may lose the last commits, never the
+  file (https://www.sqlite.org/wal.html). Readers and writers of other processes (daemon,
+  webserver, run workers) keep working: WAL is made for that.
+- a run shard's file is touched after each write: Dagster's webserver streams a run's logs by
+  watching that file, and in WAL mode the file itself changes only at checkpoints.
+
+Dagster exposes its storages as configurable classes for exactly this (dagster.yaml's
+`event_log_storage: module/class/config`), but the SQLite one lives under `dagster._core`: this
+is the one module that imports it, and tests/pipelines/test_instance_storage.py pins what it
+relies on, so a Dagster upgrade that changes it fails there first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    SqliteEventLogStorage,
+)
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool, QueuePool
+
+OPEN_SHARDS = 8  # the index, and the few runs a process writes or reads at once
+
+
+def _pragmas(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's run-sharded SQLite event log, on kept connections in WAL mode."""
+
+    def __init__(self, base_dir: str | None = None, inst_data: Any = None) -> None:
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_lock = threading.Lock()
+        super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
+
+    @classmethod
+    def config_type(cls) -> Mapping[str, Any]:
+        return {"base_dir": dg.Field(dg.StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: Any, config_value: Mapping[str, Any]
+    ) -> PooledSqliteEventLogStorage:
+        return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            if shard not in self._initialized_dbs:
+                # Dagster's schema check opens a second connection: on its own engine.
+                init_engine = create_engine(
+                    self.conn_string_for_shard(shard),
+                    poolclass=NullPool,
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                )
+                self._initdb(init_engine)
+                init_engine.dispose()
+                self._initialized_dbs.add(shard)
+            engine = self._engine(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+            if shard != INDEX_SHARD_NAME:
+                _touch(self.path_for_shard(shard))
+
+    def _engine(self, shard: str) -> Engine:
+        with self._engines_lock:
+            engine = self._engines.get(shard)
+            if engine is not None:
+                self._engines.move_to_end(shard)
+                return engine
+            engine = create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=QueuePool,
+                pool_size=1,
+                max_overflow=0,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+            )
+            event.listen(engine, "connect", _pragmas)
+            self._engines[shard] = engine
+            while len(self._engines) > OPEN_SHARDS:
+                _name, oldest = self._engines.popitem(last=False)
+                oldest.dispose()
+            return engine
+
+    def _close_engines(self) -> None:
+        with self._engines_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    def wipe(self) -> None:
+        self._close_engines()  # its files are about to be deleted
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._close_engines()
+        super().dispose()
+
+
+def default_base_dir() -> str:
+    """Where Dagster's default SQLite event log lives: $DAGSTER_HOME/storage."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise dg.DagsterInvariantViolationError(
+            "DAGSTER_HOME is not set: the event log storage needs it, or a base_dir in dagster.yaml"
+        )
+    return os.path.join(home, "storage")
+
+
+def _touch(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):  # a wiped run
+        os.utime(path)

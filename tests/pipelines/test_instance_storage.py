@@ -1,0 +1,109 @@
+"""The instance's SQLite event log on kept connections: same data, WAL files, a live log watch.
+
+Round trips through two storage objects on one folder, as a run worker and the webserver are:
+what one writes the other reads, a watch started by one hears the other's writes (the UI's live
+run log), and a long-lived process keeps only a few shard files open. The project's dagster.yaml
+selects the class; a Dagster upgrade that changes what it builds on fails here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.instance_storage import OPEN_SHARDS, PooledSqliteEventLogStorage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def log_entry(run_id: str, message: str) -> dg.EventLogEntry:
+    return dg.EventLogEntry(
+        error_info=None,
+        level="INFO",
+        user_message=message,
+        run_id=run_id,
+        timestamp=time.time(),
+    )
+
+
+def messages(storage: PooledSqliteEventLogStorage, run_id: str) -> list[str]:
+    return [
+        record.event_log_entry.user_message
+        for record in storage.get_records_for_run(run_id).records
+    ]
+
+
+def test_what_one_process_writes_another_reads_and_the_files_are_in_wal_mode(tmp_path):
+    writer = PooledSqliteEventLogStorage(str(tmp_path))
+    reader = PooledSqliteEventLogStorage(str(tmp_path))
+    for n in range(3):
+        writer.store_event(log_entry("run-a", f"event {n}"))
+
+    assert messages(reader, "run-a") == ["event 0", "event 1", "event 2"]
+    with sqlite3.connect(tmp_path / "run-a.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    writer.dispose()
+    reader.dispose()
+
+
+def test_a_watch_hears_events_written_by_another_storage_object(tmp_path):
+    """The webserver streams a run's log by watching its shard file; WAL must not silence it."""
+    webserver = PooledSqliteEventLogStorage(str(tmp_path))
+    worker = PooledSqliteEventLogStorage(str(tmp_path))
+    worker.store_event(log_entry("run-w", "created"))  # the shard exists before the watch
+    heard: list[str] = []
+    got_it = threading.Event()
+
+    def callback(entry: dg.EventLogEntry, _cursor: str) -> None:
+        heard.append(entry.user_message)
+        if entry.user_message == "later":
+            got_it.set()
+
+    webserver.watch("run-w", None, callback)
+    try:
+        worker.store_event(log_entry("run-w", "later"))
+        assert got_it.wait(timeout=30), f"the watch heard only {heard}"
+    finally:
+        webserver.end_watch("run-w", callback)
+        webserver.dispose()
+        worker.dispose()
+    assert "later" in heard
+
+
+def test_a_long_lived_process_keeps_only_a_few_shards_open(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    for n in range(OPEN_SHARDS + 5):
+        storage.store_event(log_entry(f"run-{n}", "x"))
+
+    assert len(storage._engines) <= OPEN_SHARDS
+    assert messages(storage, "run-0") == ["x"]  # an evicted shard reopens
+    storage.dispose()
+
+
+def test_wipe_deletes_the_run_shards_it_held_open(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(log_entry("run-x", "x"))
+    storage.wipe()
+
+    assert not (tmp_path / "run-x.db").exists()
+    assert messages(storage, "run-x") == []
+    storage.dispose()
+
+
+def test_the_project_instance_uses_it_under_dagster_home(tmp_path, monkeypatch):
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        assert Path(instance.event_log_storage._base_dir) == tmp_path / "storage"
+
+
+def test_without_dagster_home_or_base_dir_it_says_what_is_missing(monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with pytest.raises(dg.DagsterInvariantViolationError, match="DAGSTER_HOME"):
+        PooledSqliteEventLogStorage()
