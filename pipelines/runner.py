@@ -1,13 +1,18 @@
 """Run the daily sync for given connections now, as real runs in the persistent Dagster instance.
 
 Used by `tiktok-crm-sync sync` and `demo`: the connections are split into the same runs the
-schedule would launch (ranges of up to SYNC_BATCH_SIZE partitions), each executed in this
-process, so progress is reported connection by connection as they finish.
+schedule would launch (ranges of up to SYNC_BATCH_SIZE partitions). One run executes in this
+process; several execute at once in child processes. Either way progress is reported connection
+by connection as they finish.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
+import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +31,9 @@ from services.outcome import ConnectionOutcome
 # Step-by-step events stay in the run's event log (the UI shows them); the terminal gets warnings.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SYNC_ASSET = "connection_sync"
+# Runs of one `sync` executing at once: each takes one slot of the `tiktok_api` pool (4 in
+# dagster.yaml), and two already keep TikTok's window full (docs/benchmarks.md, bench.clock).
+MAX_PARALLEL_RUNS = 2
 
 
 @dataclass
@@ -37,6 +45,16 @@ class SyncOutcome:
     api_requests: int = 0
     api_retries: int = 0
     api_rate_limited: int = 0
+
+    def merge(self, other: SyncOutcome) -> None:
+        self.succeeded += other.succeeded
+        self.failed.update(other.failed)
+        self.run_ids += other.run_ids
+        for asset, rows in other.rows.items():
+            self.rows[asset] = self.rows.get(asset, 0) + rows
+        self.api_requests += other.api_requests
+        self.api_retries += other.api_retries
+        self.api_rate_limited += other.api_rate_limited
 
     def record(self, outcome: ConnectionOutcome) -> None:
         from pipelines.defs.batch import connection_failure
@@ -83,15 +101,45 @@ def run_daily_sync(
     sync_date: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> SyncOutcome:
-    """The connections in as few runs as the batch size allows; each fails or succeeds alone."""
-    from pipelines.definitions import defs  # after the environment is prepared
+    """The connections in as few runs as the batch size allows; each fails or succeeds alone.
 
+    One run executes in this process. Several run at once, each in a process of its own (Dagster
+    executes one run at a time per process): they share TikTok's budget through its store, so
+    the second run's requests fill the window the first one leaves, and neither waits for the
+    other's run creation or event writes.
+    """
     names = list(dict.fromkeys(names))
     add_partitions(instance, names)
     ordered = instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME)
+    runs = [
+        RangeRun(first, last, mode, sync_date, tags or {}, _covered(ordered, first, last, names))
+        for first, last in partition_ranges(ordered, names, sync_batch_size())
+    ]
+    if len(runs) == 1:
+        return execute_range(instance, runs[0], on_done)
+    return _execute_concurrently(runs, on_done)
+
+
+@dataclass(frozen=True)
+class RangeRun:
+    """One run of the daily job over a range of connection partitions, and whom it reports."""
+
+    first: str
+    last: str
+    mode: str | None
+    sync_date: str | None
+    tags: dict[str, str]
+    wanted: tuple[str, ...]  # the connections of the range this sync was asked for
+
+
+def execute_range(
+    instance: dg.DagsterInstance, run: RangeRun, on_done: Callable[[str, bool], None]
+) -> SyncOutcome:
+    from pipelines.definitions import defs  # after the environment is prepared
+
     job = defs().resolve_job_def(DAILY_SYNC_JOB)
     outcome = SyncOutcome()
-    wanted = set(names)
+    wanted = set(run.wanted)
 
     def heard(connection: ConnectionOutcome) -> None:
         if connection.name in wanted:
@@ -99,22 +147,70 @@ def run_daily_sync(
             on_done(connection.name, connection.ok)
 
     with progress.listening(heard):
-        for first, last in partition_ranges(ordered, names, sync_batch_size()):
-            result = job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                run_config={**QUIET_CONSOLE, **sync_run_config(mode, sync_date)},
-                tags={**range_tags(first, last), "launched_by": "tiktok-crm-sync", **(tags or {})},
-            )
-            outcome.run_ids.append(result.run_id)
-            if not result.success:
-                # A run that failed before its connections were heard of (bad config, a crash).
-                covered = ordered[ordered.index(first) : ordered.index(last) + 1]
-                for name in covered:
-                    if name not in outcome.failed and name not in outcome.succeeded:
-                        outcome.failed[name] = _failure_text(result)
-                        on_done(name, False)
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={**QUIET_CONSOLE, **sync_run_config(run.mode, run.sync_date)},
+            tags={**range_tags(run.first, run.last), "launched_by": "tiktok-crm-sync", **run.tags},
+        )
+    outcome.run_ids.append(result.run_id)
+    if not result.success:
+        # A run that failed before its connections were heard of (bad config, a crash).
+        for name in run.wanted:
+            if name not in outcome.failed and name not in outcome.succeeded:
+                outcome.failed[name] = _failure_text(result)
+                on_done(name, False)
     return outcome
+
+
+def _covered(ordered: list[str], first: str, last: str, names: list[str]) -> tuple[str, ...]:
+    covered = set(ordered[ordered.index(first) : ordered.index(last) + 1])
+    return tuple(name for name in names if name in covered)
+
+
+def _execute_concurrently(
+    runs: list[RangeRun], on_done: Callable[[str, bool], None]
+) -> SyncOutcome:
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked Dagster state
+    finished: multiprocessing.Queue = context.Queue()
+    outcome = SyncOutcome()
+
+    def relay() -> None:  # the children's progress, in this process, as it happens
+        while (item := finished.get()) is not None:
+            on_done(*item)
+
+    relaying = threading.Thread(target=relay, name="sync-progress", daemon=True)
+    relaying.start()
+    workers = min(len(runs), MAX_PARALLEL_RUNS)
+    try:
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_child_init,
+            initargs=(finished, list(warnings.filters)),
+        ) as pool:
+            for part in pool.map(_execute_in_child, runs):
+                outcome.merge(part)
+    finally:
+        finished.put(None)
+        relaying.join()
+    return outcome
+
+
+_child_progress: multiprocessing.Queue | None = None
+
+
+def _child_init(finished: multiprocessing.Queue, filters: list) -> None:
+    global _child_progress
+    _child_progress = finished
+    warnings.filters[:] = filters  # what the parent keeps off the terminal, the child does too
+
+
+def _execute_in_child(run: RangeRun) -> SyncOutcome:
+    queue = _child_progress
+    assert queue is not None, "started without _child_init"
+    with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME is inherited from the parent
+        return execute_range(instance, run, lambda name, ok: queue.put((name, ok)))
 
 
 def _failure_text(result: dg.ExecuteInProcessResult) -> str:

@@ -86,3 +86,22 @@ def test_a_dagster_home_without_the_project_settings_is_refused(simulator, store
     assert "concurrency.runs.max_concurrent_runs" in result.output
     assert f"cp {PROJECT_YAML}" in result.output
     assert simulator.stats()["user_info"]["requests"] == 0
+
+
+def test_several_runs_execute_at_once_and_report_as_one_sync(simulator, store, monkeypatch):
+    """Three batches of one: the runs execute in child processes, and the command still reports
+    each connection, the failing one with its fix, and every run it made."""
+    monkeypatch.setenv("SYNC_BATCH_SIZE", "1")
+    simulator.revoke_account(1)
+    result = sync("--all")
+    assert result.exit_code == 1, result.output
+    assert "synced 2 of 3 connections" in result.output
+    assert "tiktok-crm-sync connections reconnect creator-b" in result.output
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+    assert len(runs) == 3
+    assert all(run.run_id in result.output for run in runs)
+    assert {row["connection_name"] for row in warehouse().rows("tiktok_profiles")} == {
+        "creator-a",
+        "creator-c",
+    }
