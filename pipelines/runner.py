@@ -17,9 +17,10 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from pipelines import run_owner
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME, partition_ranges
-from resources.settings import sync_batch_size
+from resources.settings import state_database_url, sync_batch_size
 from services import progress
 from services.outcome import ConnectionOutcome
 
@@ -82,9 +83,15 @@ def run_daily_sync(
     mode: str | None = None,
     sync_date: str | None = None,
     tags: dict[str, str] | None = None,
+    say: Callable[[str], None] = lambda _line: None,
 ) -> SyncOutcome:
-    """The connections in as few runs as the batch size allows; each fails or succeeds alone."""
+    """The connections in as few runs as the batch size allows; each fails or succeeds alone.
+
+    `say` hears one line when a run must wait for a `tiktok_api` pool slot, and one per dead
+    run reaped meanwhile.
+    """
     from pipelines.definitions import defs  # after the environment is prepared
+    from pipelines.defs.sync.assets import TIKTOK_POOL
 
     names = list(dict.fromkeys(names))
     add_partitions(instance, names)
@@ -92,6 +99,8 @@ def run_daily_sync(
     job = defs().resolve_job_def(DAILY_SYNC_JOB)
     outcome = SyncOutcome()
     wanted = set(names)
+    release_leases = run_owner.lease_releaser(state_database_url())
+    owner_tags = run_owner.current_owner().tags()
 
     def heard(connection: ConnectionOutcome) -> None:
         if connection.name in wanted:
@@ -100,11 +109,13 @@ def run_daily_sync(
 
     with progress.listening(heard):
         for first, last in partition_ranges(ordered, names, sync_batch_size()):
+            run_owner.wait_for_pool_slot(instance, TIKTOK_POOL, release_leases, say)
             result = job.execute_in_process(
                 instance=instance,
                 raise_on_error=False,
                 run_config={**QUIET_CONSOLE, **sync_run_config(mode, sync_date)},
-                tags={**range_tags(first, last), "launched_by": "tiktok-crm-sync", **(tags or {})},
+                # The owner tags let the next command (or the daemon) fail this run if we die.
+                tags={**range_tags(first, last), **owner_tags, **(tags or {})},
             )
             outcome.run_ids.append(result.run_id)
             if not result.success:
