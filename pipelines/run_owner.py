@@ -161,6 +161,9 @@ def reap_dead_runs(
         owner = Owner.from_tags(dict(run.tags))
         if owner is None or not owner_is_dead(owner, here):
             continue
+        latest = instance.get_run_by_id(run.run_id)  # another reaper may have just failed it
+        if latest is None or latest.status not in ALIVE_STATUSES:
+            continue
         instance.report_run_failed(
             run,
             f"its process {owner.pid} on {owner.host} died; marked failed by {reaper}",
