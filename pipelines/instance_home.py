@@ -1,10 +1,11 @@
 """The Dagster instance the CLI runs in: the project's settings, or a clear refusal.
 
 The project's dagster.yaml carries what a safe daily sync relies on: the run queue and its
-limits, the `tiktok_api` pool and run retries. Dagster reads it only from DAGSTER_HOME, and a
-DAGSTER_HOME without those settings would silently run without them. So the CLI points
-DAGSTER_HOME at the project when it is unset, gives a DAGSTER_HOME without a dagster.yaml the
-project's one, and refuses a dagster.yaml that lacks the settings, saying how to add them.
+limits, the `tiktok_api` pool, run retries and run monitoring. Dagster reads it only from
+DAGSTER_HOME, and a DAGSTER_HOME without those settings would silently run without them. So
+the CLI points DAGSTER_HOME at the project when it is unset, gives a DAGSTER_HOME without a
+dagster.yaml the project's one, and refuses a dagster.yaml that lacks the settings, saying how
+to add them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ REQUIRED = (
     (("run_retries", "enabled"), "retries of runs whose process crashed"),
     (("concurrency", "runs", "max_concurrent_runs"), "the run queue's limit"),
     (("concurrency", "pools", "default_limit"), "the pool that shares TikTok's budget"),
+    (("run_monitoring", "enabled"), "failing runs whose worker died, so they free their slots"),
 )
 
 
@@ -69,7 +71,7 @@ def use_project_instance(project_dir: Path | None = None) -> Path:
         raise InstanceNotConfigured(
             f"DAGSTER_HOME={home} has no {', '.join(missing)} in {path}: the daily sync would run "
             f"without them. Copy the project's settings there (`cp {PROJECT_YAML} {path}`, or "
-            "merge its run_retries and concurrency sections into yours), or unset DAGSTER_HOME "
-            "to use the project's instance"
+            "merge its run_retries, run_monitoring and concurrency sections into yours), or unset "
+            "DAGSTER_HOME to use the project's instance"
         )
     return Path(home)

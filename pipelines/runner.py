@@ -22,9 +22,10 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from pipelines import run_owner
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME, partition_ranges
-from resources.settings import sync_batch_size
+from resources.settings import state_database_url, sync_batch_size
 from services import progress
 from services.outcome import ConnectionOutcome
 
@@ -100,6 +101,7 @@ def run_daily_sync(
     mode: str | None = None,
     sync_date: str | None = None,
     tags: dict[str, str] | None = None,
+    say: Callable[[str], None] = lambda _line: None,
 ) -> SyncOutcome:
     """The connections in as few runs as the batch size allows; each fails or succeeds alone.
 
@@ -107,6 +109,9 @@ def run_daily_sync(
     executes one run at a time per process): they share TikTok's budget through its store, so
     the second run's requests fill the window the first one leaves, and neither waits for the
     other's run creation or event writes.
+
+    `say` hears one line when a run must wait for a `tiktok_api` pool slot, and one per dead
+    run reaped meanwhile.
     """
     names = list(dict.fromkeys(names))
     add_partitions(instance, names)
@@ -116,8 +121,8 @@ def run_daily_sync(
         for first, last in partition_ranges(ordered, names, sync_batch_size())
     ]
     if len(runs) == 1:
-        return execute_range(instance, runs[0], on_done)
-    return _execute_concurrently(runs, on_done)
+        return execute_range(instance, runs[0], on_done, say)
+    return _execute_concurrently(runs, on_done, say)
 
 
 @dataclass(frozen=True)
@@ -133,13 +138,18 @@ class RangeRun:
 
 
 def execute_range(
-    instance: dg.DagsterInstance, run: RangeRun, on_done: Callable[[str, bool], None]
+    instance: dg.DagsterInstance,
+    run: RangeRun,
+    on_done: Callable[[str, bool], None],
+    say: Callable[[str], None],
 ) -> SyncOutcome:
     from pipelines.definitions import defs  # after the environment is prepared
+    from pipelines.defs.sync.assets import TIKTOK_POOL
 
     job = defs().resolve_job_def(DAILY_SYNC_JOB)
     outcome = SyncOutcome()
     wanted = set(run.wanted)
+    release_leases = run_owner.lease_releaser(state_database_url())
 
     def heard(connection: ConnectionOutcome) -> None:
         if connection.name in wanted:
@@ -147,11 +157,18 @@ def execute_range(
             on_done(connection.name, connection.ok)
 
     with progress.listening(heard):
+        run_owner.wait_for_pool_slot(instance, TIKTOK_POOL, release_leases, say)
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={**QUIET_CONSOLE, **sync_run_config(run.mode, run.sync_date)},
-            tags={**range_tags(run.first, run.last), "launched_by": "tiktok-crm-sync", **run.tags},
+            # The owner tags (this process: a child's own) let the next command or the daemon
+            # fail this run if its process dies.
+            tags={
+                **range_tags(run.first, run.last),
+                **run_owner.current_owner().tags(),
+                **run.tags,
+            },
         )
     outcome.run_ids.append(result.run_id)
     if not result.success:
@@ -169,15 +186,18 @@ def _covered(ordered: list[str], first: str, last: str, names: list[str]) -> tup
 
 
 def _execute_concurrently(
-    runs: list[RangeRun], on_done: Callable[[str, bool], None]
+    runs: list[RangeRun], on_done: Callable[[str, bool], None], say: Callable[[str], None]
 ) -> SyncOutcome:
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked Dagster state
     finished: multiprocessing.Queue = context.Queue()
     outcome = SyncOutcome()
 
-    def relay() -> None:  # the children's progress, in this process, as it happens
+    def relay() -> None:  # the children's progress and lines, in this process, as they happen
         while (item := finished.get()) is not None:
-            on_done(*item)
+            if isinstance(item, str):
+                say(item)
+            else:
+                on_done(*item)
 
     relaying = threading.Thread(target=relay, name="sync-progress", daemon=True)
     relaying.start()
@@ -210,7 +230,7 @@ def _execute_in_child(run: RangeRun) -> SyncOutcome:
     queue = _child_progress
     assert queue is not None, "started without _child_init"
     with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME is inherited from the parent
-        return execute_range(instance, run, lambda name, ok: queue.put((name, ok)))
+        return execute_range(instance, run, lambda name, ok: queue.put((name, ok)), queue.put)
 
 
 def _failure_text(result: dg.ExecuteInProcessResult) -> str:

@@ -122,3 +122,10 @@ class LeaseStore:
             return True
         same_host = current.host == self._host
         return same_host and current.pid != self._pid and not _process_alive(current.pid)
+
+
+def release_run_leases(engine: Engine, run_id: str) -> int:
+    """Free the leases a run holds (its process died, so it can never free them); how many."""
+    create_tables(metadata, engine)
+    with engine.begin() as db:
+        return db.execute(delete(leases).where(leases.c.holder == f"run {run_id}")).rowcount

@@ -15,7 +15,7 @@ import click
 from rich.progress import Progress
 from rich.table import Table
 
-from pipelines.cli.output import console
+from pipelines.cli.output import console, say
 from pipelines.runner import SyncOutcome
 from resources import settings
 from resources.database import make_engine, redact_url
@@ -47,12 +47,16 @@ def demo(count: int, videos: int, seed: int, days: int) -> None:
 
     import dagster as dg
 
+    from pipelines.run_owner import reap_before_start
     from pipelines.runner import run_daily_sync
 
     today = datetime.now(UTC).date()
     with demo_mode.running_simulator(seed, count, videos) as simulator:
         names = demo_mode.register_demo_connections(simulator, count)
         with dg.DagsterInstance.get() as instance, Progress(console=console) as progress:
+            # Runs of an earlier demo whose process died would hold pool slots and leases.
+            for line in reap_before_start(instance, settings.state_database_url()):
+                say(line)
             task = progress.add_task("daily sync", total=len(names) * days)
             for day in range(days):
                 if day:
@@ -62,6 +66,7 @@ def demo(count: int, videos: int, seed: int, days: int) -> None:
                     names,
                     on_done=lambda _n, _ok: progress.advance(task),
                     sync_date=(today - timedelta(days=days - 1 - day)).isoformat(),
+                    say=say,
                 )
                 if outcome.failed:
                     break

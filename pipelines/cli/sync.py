@@ -54,6 +54,7 @@ def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
 def _run(names: list[str], mode: str | None) -> None:
     import dagster as dg
 
+    from pipelines.run_owner import reap_before_start
     from pipelines.runner import run_daily_sync
 
     started = time.monotonic()
@@ -63,11 +64,19 @@ def _run(names: list[str], mode: str | None) -> None:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with dg.DagsterInstance.get() as instance, Progress(*columns, console=console) as progress:
-        task = progress.add_task("syncing", total=len(names))
-        outcome = run_daily_sync(
-            instance, names, on_done=lambda _name, _ok: progress.advance(task), mode=mode
-        )
+    with dg.DagsterInstance.get() as instance:
+        # Runs whose process died (killed, crashed) would hold pool slots and leases forever.
+        for line in reap_before_start(instance, settings.state_database_url()):
+            say(line)
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("syncing", total=len(names))
+            outcome = run_daily_sync(
+                instance,
+                names,
+                on_done=lambda _name, _ok: progress.advance(task),
+                mode=mode,
+                say=say,
+            )
     out = stdout_console()
     out.print(f"synced {len(outcome.succeeded)} of {len(names)} connections")
     for asset, rows in sorted(outcome.rows.items()):

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from pipelines.cli import main
 from pipelines.instance_home import PROJECT_YAML
+from pipelines.run_owner import PID_TAG
 from resources import settings
 from resources.connections import ConnectionStore
 from resources.database import make_engine
@@ -101,6 +102,9 @@ def test_several_runs_execute_at_once_and_report_as_one_sync(simulator, store, m
         runs = instance.get_runs()
     assert len(runs) == 3
     assert all(run.run_id in result.output for run in runs)
+    # Executed by child processes, not this one (the owner tags name the executing process).
+    owners = {run.tags[PID_TAG] for run in runs}
+    assert str(os.getpid()) not in owners
     assert {row["connection_name"] for row in warehouse().rows("tiktok_profiles")} == {
         "creator-a",
         "creator-c",
