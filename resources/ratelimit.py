@@ -5,8 +5,10 @@ grant an app less, and whether it counts per app or per user token is unconfirme
 So the configured limits (TIKTOK_RATE_LIMITS) are a ceiling, and the budget learns the rest:
 
 - Proactive: every request first takes a place in a sliding-window log kept in a store every
-  process sees (`resources.ratelimit_stores`: a SQLite file, Redis or PostgreSQL), at `(1 - margin)`
-  of the limit per minute and smoothed over about a second.
+  process sees (`resources.ratelimit_stores`: a SQLite file, Redis or PostgreSQL): at most
+  `(1 - margin)` of the limit in any span of TikTok's minute plus a latency allowance. A full
+  window goes at once, the next requests as the first age out (docs/extraction.md, "The request
+  budget", says why that is compliant and why the allowance).
 - Adaptive: a 429 for a request the budget admitted cuts that key's limit for every process
   sharing the store (`limit_after_refusal`); the limit then recovers slowly (`limit_at`). The
   rule and why: docs/extraction.md, "The adaptive budget".
@@ -37,10 +39,16 @@ __all__ = ["BudgetConfigError", "BudgetUnavailable", "RequestBudget", "parse_lim
 
 ENDPOINTS = ("user_info", "video_list", "video_query")
 DEFAULT_LIMIT_PER_MINUTE = 600
-WINDOW_MS = 60_000
-SMOOTHING_WINDOW_MS = 1_000
-SAFETY_MARGIN = 0.02  # keeps network jitter from pushing a full window over TikTok's limit
+WINDOW_MS = 60_000  # TikTok's sliding minute (tiktok-api.md section 7)
+# TikTok counts a request when it arrives, up to this long after the budget stamped it (lock
+# wait, token, connect, network): the budget's own window is TikTok's plus this, so any window
+# of TikTok's arrivals holds requests stamped within one of ours. Costs 1/61 of the steady rate.
+LATENCY_ALLOWANCE_MS = 1_000
+SAFETY_MARGIN = 0.02  # room for the rare request slower than the allowance (12 of 600)
 LEAK_INTERVAL_S = 10.0  # how often expired entries are deleted from the store
+# Entries are deleted only this long after they leave the window: a process whose clock is a
+# little behind (or that stamped its request before waiting for the store) still counts them.
+LEAK_LAG_MS = 10_000
 MIN_WAIT_S = 0.002  # a backend that could not say how long to wait is polled this often
 MAX_WAIT_STEP_S = 5.0  # a long wait is re-checked this often: another process may cut the limit
 # The adaptive rule (docs/extraction.md explains the choice of each number).
@@ -77,18 +85,18 @@ def parse_limits(raw: str | None, default: int = DEFAULT_LIMIT_PER_MINUTE) -> di
 
 
 def budget_rates(
-    limit_per_minute: int, margin: float = SAFETY_MARGIN, smooth: bool = True
+    limit_per_minute: int,
+    margin: float = SAFETY_MARGIN,
+    window_ms: int = WINDOW_MS,
+    allowance_ms: int = LATENCY_ALLOWANCE_MS,
 ) -> list[Rate]:
-    """The pyrate-limiter rates enforcing `limit_per_minute` less the margin, smoothed."""
+    """The pyrate-limiter rate: `limit_per_minute` less the margin, in any window-plus-allowance.
+
+    No smoothing: a sliding-window log lets the whole window's capacity go at once, and the next
+    requests exactly as the first age out, which is all TikTok's sliding minute asks.
+    """
     effective = max(1, math.floor(limit_per_minute * (1.0 - margin)))
-    if not smooth:
-        return [Rate(effective, WINDOW_MS)]
-    burst = max(1, round(effective * SMOOTHING_WINDOW_MS / WINDOW_MS))
-    # Floor keeps the smoothing rate's density >= the minute rate's, as pyrate-limiter requires.
-    smoothing_ms = math.floor(WINDOW_MS * burst / effective)
-    if smoothing_ms >= WINDOW_MS or burst >= effective:
-        return [Rate(effective, WINDOW_MS)]
-    return [Rate(burst, smoothing_ms), Rate(effective, WINDOW_MS)]
+    return [Rate(effective, window_ms + allowance_ms)]
 
 
 def limit_at(learned: LearnedLimit | None, configured: int, now: float) -> float:
@@ -157,17 +165,22 @@ class RequestBudget:
         limits: Mapping[str, int] | None = None,
         *,
         margin: float = SAFETY_MARGIN,
-        smooth: bool = True,
+        window_s: float = WINDOW_MS / 1000,
+        latency_allowance_s: float = LATENCY_ALLOWANCE_MS / 1000,
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         learned_refresh_s: float = LEARNED_REFRESH_S,
     ) -> None:
         if not 0.0 <= margin < 1.0:
             raise BudgetConfigError("the rate budget's safety margin must be within [0, 1)")
+        if window_s <= 0 or latency_allowance_s < 0:
+            raise BudgetConfigError("the rate budget's window must be > 0, its allowance >= 0")
         self._store = open_store(url)
         self.limits = dict(limits or parse_limits(None))
         self._margin = margin
-        self._smooth = smooth
+        # TikTok's window (a test scales it down) and the budget's own: TikTok's plus latency.
+        self._window_ms = round(window_s * 1000)
+        self._allowance_ms = round(latency_allowance_s * 1000)
         self._now = now  # wall clock: entries are compared across processes and machines
         self._sleep = sleep
         self._learned_refresh_s = learned_refresh_s
@@ -218,7 +231,8 @@ class RequestBudget:
         admitted_ms = int(admission.admitted_at * 1000)
         with slot.state_lock:
             with self._store.lock, self._store_errors():
-                seen = self._store.count(slot.bucket, admitted_ms - WINDOW_MS, admitted_ms) - 1
+                window_start = admitted_ms - self._window_ms  # TikTok's minute, as it counts
+                seen = self._store.count(slot.bucket, window_start, admitted_ms) - 1
             now = self._now()
             learned = slot.learned
             for _ in range(CAS_ATTEMPTS):
@@ -264,10 +278,10 @@ class RequestBudget:
         item = RateItem(slot.key, int(now * 1000))
         with self._store.lock, self._store_errors():
             if limit != slot.applied:
-                slot.bucket.rates = budget_rates(limit, self._margin, self._smooth)
+                slot.bucket.rates = self._rates(limit)
                 slot.applied = limit
             if now - slot.last_leak >= LEAK_INTERVAL_S:
-                slot.bucket.leak(item.timestamp)
+                slot.bucket.leak(item.timestamp - LEAK_LAG_MS)
                 slot.last_leak = now
             if slot.bucket.put(item):
                 return None
@@ -287,6 +301,9 @@ class RequestBudget:
                 "check that it is reachable (TIKTOK_RATE_LIMIT_URL)"
             ) from err
 
+    def _rates(self, limit: int) -> list[Rate]:
+        return budget_rates(limit, self._margin, self._window_ms, self._allowance_ms)
+
     def _slot(self, endpoint: str, scope: str) -> _Slot:
         key = f"{scope}.{endpoint}"
         with self._slots_lock:
@@ -294,7 +311,7 @@ class RequestBudget:
             if slot is None:
                 limit = self.limits.get(endpoint, DEFAULT_LIMIT_PER_MINUTE)
                 with self._store.lock, self._store_errors():
-                    bucket = self._store.open(key, budget_rates(limit, self._margin, self._smooth))
+                    bucket = self._store.open(key, self._rates(limit))
                 slot = self._slots[key] = _Slot(key, limit, bucket, applied=limit)
             return slot
 

@@ -7,6 +7,10 @@ and machine using it:
 - the limit TikTok taught us (`LearnedLimit`): changed only by compare-and-set, so two processes
   that meet a 429 at the same moment cut the limit once, not twice.
 
+Each store counts every entry from the window's start onward, later stamps included: a process
+stamps its request before it waits for the store, so entries can arrive out of order, and an entry
+stamped after ours still shares windows with it (pyrate-limiter's Redis script stopped at `now`).
+
 Under contention every store queues: SQLite takes a file lock, Redis runs one Lua script at a
 time, and PostgreSQL waits for a transaction-level advisory lock (pyrate-limiter's own PostgreSQL
 bucket refuses with `LOCK TABLE ... NOWAIT` instead, which turned contention into refusals).
@@ -23,6 +27,7 @@ from typing import Any
 
 from pyrate_limiter import AbstractBucket, PostgresBucket, Rate, RateItem, RedisBucket, SQLiteBucket
 from pyrate_limiter.abstracts.algorithm import ADMITTED
+from pyrate_limiter.buckets.redis_bucket import LuaScript
 from sqlalchemy.engine import make_url
 
 from resources.database import redact_url
@@ -39,6 +44,12 @@ if (current == false and ARGV[1] == '') or current == ARGV[1] then
 end
 return 0
 """
+
+
+_REDIS_COUNT_TO_NOW = "redis.call('ZCOUNT', bucket, window_start, now)"
+_REDIS_PUT = LuaScript.PUT_ITEM.replace(
+    _REDIS_COUNT_TO_NOW, "redis.call('ZCOUNT', bucket, window_start, '+inf')"
+)
 
 
 class BudgetConfigError(ValueError):
@@ -224,7 +235,11 @@ class RedisStore(BudgetStore):
         return self._client
 
     def open(self, key: str, rates: list[Rate]) -> AbstractBucket:
-        return RedisBucket.init(rates, self._redis(), f"tiktok-crm-sync:budget:{key}")
+        if _REDIS_COUNT_TO_NOW not in LuaScript.PUT_ITEM:  # a pyrate-limiter upgrade moved it
+            raise BudgetConfigError("pyrate-limiter's Redis script changed: pin pyrate-limiter 4.6")
+        client = self._redis()
+        key = f"tiktok-crm-sync:budget:{key}"
+        return RedisBucket(rates, client, key, client.script_load(_REDIS_PUT))
 
     def count(self, bucket: AbstractBucket, start_ms: int, end_ms: int) -> int:
         return int(self._redis().zcount(bucket.bucket_key, f"({start_ms}", end_ms))

@@ -166,6 +166,15 @@ SMOKE_ARGS: dict[str, Smoke] = {
         slow=True,
         timeout_s=300,
     ),
+    # dagster-daemon, the schedule's first tick (up to a minute), the baseline and `sync --all`.
+    "clock": Smoke(
+        (
+            *("--connections", "2", "--videos", "2", "--days", "1", "--gap", "1"),
+            *("--latency-low", "0", "--latency-high", "1"),
+        ),
+        slow=True,
+        timeout_s=300,
+    ),
     # dagster dev, a backfill through its GraphQL API and one run: about a minute.
     "backfill": Smoke(
         ("--connections", "1", "--videos", "1", "--batch-size", "1", "--timeout", "240"),
@@ -174,7 +183,10 @@ SMOKE_ARGS: dict[str, Smoke] = {
     ),
 }
 # Modules of bench/ that are not benchmarks: what they are for.
-BENCH_HELPERS = {"extract_setup": "setup shared by bench.extract, bench.memory and bench.soak"}
+BENCH_HELPERS = {
+    "extract_setup": "setup shared by bench.extract, bench.memory and bench.soak",
+    "clock_baseline": "the plain httpx script bench.clock races, run by it in its own process",
+}
 BENCH_MODULES = sorted(p.stem for p in (REPO / "bench").glob("*.py") if p.stem != "__init__")
 
 

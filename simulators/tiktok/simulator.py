@@ -17,6 +17,7 @@ from simulators.tiktok.oauth import granted_scopes, issue_code, parse_scopes
 from simulators.tiktok.responses import OAuthError, Reply, SimRequest
 from simulators.tiktok.server import SimHTTPServer
 from simulators.tiktok.state import SimState
+from simulators.tiktok.traffic import most_in_window
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,19 @@ class TikTokSimulator(ServedInBackground):
 
     def reset_stats(self) -> None:
         self._state.stats.reset()
+
+    def admissions(self) -> dict[str, list[float]]:
+        """When each request the rate limit admitted was answered, per endpoint (`now()`)."""
+        return self._state.rate.admitted()
+
+    def most_in_window(self) -> dict[str, int]:
+        """Per endpoint, the most requests admitted in any rate window (60 s) since the last
+        reset_rate_windows: TikTok's limit holds if none is above it."""
+        return {endpoint: most_in_window(times) for endpoint, times in self.admissions().items()}
+
+    def reset_rate_windows(self) -> None:
+        """A fresh start for the rate limit: empty windows, no admissions recorded."""
+        self._state.rate.clear()
 
 
 def serve(config: SimulatorConfig, host: str = LOOPBACK, port: int = 8642) -> None:

@@ -23,6 +23,9 @@ class RateLimiter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        # Every admission per endpoint (all keys), for benchmarks: when requests went, and the
+        # most any window held. Kept until cleared; a benchmark's fleet is thousands, not more.
+        self._admitted: dict[str, list[float]] = defaultdict(list)
 
     def admit(self, endpoint: str, key: str, now: float, limit: int | None) -> bool:
         if limit is None:
@@ -36,11 +39,28 @@ class RateLimiter:
                 # as soon as old requests leave the window, whatever it retried meanwhile.
                 return False
             window.append(now)
+            self._admitted[endpoint].append(now)
             return True
+
+    def admitted(self) -> dict[str, list[float]]:
+        """The simulator's times of every admitted request per endpoint, in order."""
+        with self._lock:
+            return {endpoint: list(times) for endpoint, times in self._admitted.items()}
 
     def clear(self) -> None:
         with self._lock:
             self._windows.clear()
+            self._admitted.clear()
+
+
+def most_in_window(times: list[float], window_s: float = RATE_WINDOW_SECONDS) -> int:
+    """The most of `times` any window holds, counted as `RateLimiter` counts: (t - window, t]."""
+    ordered, start, most = sorted(times), 0, 0
+    for end, moment in enumerate(ordered):
+        while ordered[start] <= moment - window_s:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 class FaultQueue:

@@ -15,7 +15,7 @@ def take_budget(
     """Try `attempts` non-blocking acquisitions on one key; report how many were admitted."""
     from resources.ratelimit import RequestBudget
 
-    budget = RequestBudget(url, {"video_list": limit}, margin=0.0, smooth=False)
+    budget = RequestBudget(url, {"video_list": limit}, margin=0.0)
     budget.try_acquire("video_list", f"{scope}-warm-up")  # connect before the race starts
     barrier.wait()
     admitted = sum(budget.try_acquire("video_list", scope) for _ in range(attempts))
@@ -32,7 +32,7 @@ def queue_on_budget(
     """
     from resources.ratelimit import RequestBudget
 
-    budget = RequestBudget(url, {"video_list": limit}, margin=0.0, smooth=False)
+    budget = RequestBudget(url, {"video_list": limit}, margin=0.0)
     budget.try_acquire("video_list", f"{scope}-warm-up")
     barrier.wait()
     admitted, errors, waited = 0, [], 0.0
@@ -44,6 +44,35 @@ def queue_on_budget(
             errors.append(f"{type(err).__name__}: {err}")
     budget.close()
     results.put((admitted, errors, waited))
+
+
+def stamp_admissions(
+    url: str,
+    scope: str,
+    attempts: int,
+    limit: int,
+    window_s: float,
+    allowance_s: float,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """Make `attempts` blocking acquisitions on one key with a scaled-down window, on the real
+    clock; report (the budget's admission stamps, errors)."""
+    from resources.ratelimit import RequestBudget
+
+    budget = RequestBudget(
+        url, {"video_list": limit}, margin=0.0, window_s=window_s, latency_allowance_s=allowance_s
+    )
+    budget.try_acquire("video_list", f"{scope}-warm-up")
+    barrier.wait()
+    stamps, errors = [], []
+    for _ in range(attempts):
+        try:
+            stamps.append(budget.admit("video_list", scope).admitted_at)
+        except Exception as err:  # reported to the parent, which asserts there were none
+            errors.append(f"{type(err).__name__}: {err}")
+    budget.close()
+    results.put((stamps, errors))
 
 
 def sync_profile(

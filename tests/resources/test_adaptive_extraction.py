@@ -152,8 +152,9 @@ def test_a_5_second_token_behind_a_slow_budget_is_refreshed_after_the_wait(tmp_p
     simulator = start_simulator(clock, accounts=1, access_token_ttl=5)
     try:
         store = connect_all(simulator, tmp_path, clock)
-        # 6 a minute: every request waits about 12 s for the budget, longer than a token lives.
-        limits = "user_info=6,video_list=6,video_query=6"
+        # 1 a minute: each request after an endpoint's first waits for the window (61 s),
+        # longer than a token lives.
+        limits = "user_info=1,video_list=1,video_query=1"
         budget = RequestBudget(
             f"sqlite:///{tmp_path / 'budget.db'}",
             parse_limits(limits),

@@ -72,3 +72,19 @@ def test_rate_limit_can_be_disabled(start_sim: StartSim) -> None:
     assert set(calls(harness, harness.access_token(), 30)) == {200}
     harness.sim.set(rate_limit_per_minute=5)
     assert calls(harness, harness.access_token(), 6)[-1] == 429
+
+
+def test_the_most_admitted_in_any_window_is_recorded_and_reset(start_sim: StartSim) -> None:
+    # What bench.clock reports as max_in_60s: admitted requests only, per endpoint.
+    harness = start_sim(rate_limit_per_minute=4)
+    token = harness.access_token()
+    assert calls(harness, token, 3) == [200] * 3  # t = 0
+    harness.clock.advance(59.5)
+    assert calls(harness, token, 2) == [200, 429]  # t = 59.5: one place left in the window
+    harness.clock.advance(0.5)  # t = 60: the three of t = 0 leave it
+    assert calls(harness, token, 3) == [200] * 3
+    assert harness.sim.most_in_window() == {"user_info": 4}  # three at 0 and one at 59.5
+    assert len(harness.sim.admissions()["user_info"]) == 7
+    harness.sim.reset_rate_windows()
+    assert harness.sim.most_in_window() == {}
+    assert calls(harness, token, 4) == [200] * 4  # a fresh window, though 4 went at t = 60
