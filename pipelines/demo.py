@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,6 +66,9 @@ class DemoSession:
     accounts: int
     videos: int
     days_lived: int = 0  # whole days the simulator was advanced past its first day
+
+    def running(self) -> AbstractContextManager[TikTokSimulator]:
+        return running_simulator(self.seed, self.accounts, self.videos, self.days_lived)
 
     def same_world(self, other: DemoSession) -> bool:
         return (self.seed, self.accounts, self.videos) == (other.seed, other.accounts, other.videos)
@@ -126,15 +129,15 @@ def prepare_environment(project_dir: Path | None = None) -> None:
 
 
 @contextmanager
-def running_simulator(session: DemoSession) -> Iterator[TikTokSimulator]:
-    """The simulator of `session`, already at its last day (its creators' churn replayed)."""
+def running_simulator(
+    seed: int, accounts: int, videos: int, days_lived: int = 0
+) -> Iterator[TikTokSimulator]:
+    """The demo's simulator, `days_lived` days on (its creators' churn replayed)."""
     simulator = TikTokSimulator(
-        SimulatorConfig(
-            seed=session.seed, accounts=session.accounts, videos_per_account=session.videos
-        )
+        SimulatorConfig(seed=seed, accounts=accounts, videos_per_account=videos)
     )
-    if session.days_lived:
-        simulator.advance_days(session.days_lived)
+    if days_lived:
+        simulator.advance_days(days_lived)
     base_url = simulator.start()
     os.environ["TIKTOK_API_BASE_URL"] = base_url
     os.environ["TIKTOK_AUTH_BASE_URL"] = base_url

@@ -15,8 +15,10 @@ MODE_LIVE = "live"
 
 
 DEMO_FOLDER = "demo"
-# The demo's warehouse, when it should not be the demo home's SQLite file (a PostgreSQL to try).
+# The demo's databases, when they should not be the demo home's SQLite files (a PostgreSQL to
+# try): the live WAREHOUSE_URL and STATE_DATABASE_URL are never read in demo mode.
 DEMO_WAREHOUSE_VARIABLE = "DEMO_WAREHOUSE_URL"
+DEMO_STATE_VARIABLE = "DEMO_STATE_DATABASE_URL"
 
 
 def live_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
@@ -50,9 +52,9 @@ def warehouse_url(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def state_database_url(environ: Mapping[str, str] = os.environ) -> str:
-    if mode(environ) == MODE_DEMO:
-        return _sqlite_url("state.db", environ)  # demo connections never reach the live state
-    return environ.get("STATE_DATABASE_URL") or _sqlite_url("state.db", environ)
+    # Demo connections never reach the live state database.
+    variable = DEMO_STATE_VARIABLE if mode(environ) == MODE_DEMO else "STATE_DATABASE_URL"
+    return environ.get(variable) or _sqlite_url("state.db", environ)
 
 
 def mode(environ: Mapping[str, str] = os.environ) -> str:

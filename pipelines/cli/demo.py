@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from simulators.tiktok import TikTokSimulator
 
 DEFAULT_COUNT, DEFAULT_VIDEOS, DEFAULT_SEED = 5, 30, 42
+DEV_SUPERSESSION_NOTICE = "Function `dev_command` is superseded"  # the start of its message
 
 
 @click.command()
@@ -71,7 +72,7 @@ def demo(count: int, videos: int, seed: int, days: int, reset: bool) -> None:
 
     today = datetime.now(UTC).date()
     session = demo_mode.continued(demo_mode.DemoSession(seed, count, videos))
-    with demo_mode.running_simulator(session) as simulator:
+    with session.running() as simulator:
         names = demo_mode.register_demo_connections(simulator, count)
         with dg.DagsterInstance.get() as instance, Progress(console=console) as progress:
             task = progress.add_task("daily sync", total=len(names) * days)
@@ -159,7 +160,7 @@ def ui_simulator(
         videos if videos is not None else last.videos,
     )
     session = demo_mode.continued(wanted)
-    with demo_mode.running_simulator(session) as simulator:
+    with session.running() as simulator:
         names = demo_mode.register_demo_connections(simulator, session.accounts)
         with dg.DagsterInstance.get() as instance:
             # Partitions exist before the UI opens, not a sensor tick later.
@@ -186,7 +187,21 @@ def ui(port: int, count: int | None, videos: int | None, seed: int | None) -> No
         raise click.ClickException(str(err)) from None
     with ui_simulator(count, videos, seed):
         console.print(f"[bold yellow]DEMO MODE[/]: Dagster UI on http://127.0.0.1:{port}")
-        command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
+        # `dagster dev` tells its reader to use `dg dev` (which needs a `dg` project setup the
+        # demo does not ask for); that notice alone is silenced, in this one process: the
+        # webserver, daemon and runs keep every warning.
+        quiet = ["-W", f"ignore:{DEV_SUPERSESSION_NOTICE}:FutureWarning"]
+        command = [
+            sys.executable,
+            *quiet,
+            "-m",
+            "dagster",
+            "dev",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ]
         # Restore Ctrl-C in the child even when this process was started with SIGINT ignored
         # (as shells do for background jobs): `dagster dev` stops only on SIGINT.
         child = subprocess.Popen(command, cwd=Path.cwd(), preexec_fn=_default_sigint)

@@ -20,7 +20,7 @@ def _url(variable: str, default: str) -> str | dg.EnvVar:
 def resources() -> dg.Definitions:
     # Demo mode has its own home and never reads the live URLs (resources.settings).
     live = settings.mode() != settings.MODE_DEMO
-    state_url = settings.state_database_url()
+    state_variable = "STATE_DATABASE_URL" if live else settings.DEMO_STATE_VARIABLE
     warehouse_variable = "WAREHOUSE_URL" if live else settings.DEMO_WAREHOUSE_VARIABLE
     return dg.Definitions(
         resources={
@@ -30,7 +30,7 @@ def resources() -> dg.Definitions:
                 mode=settings.mode(),
             ),
             "state_db": StateDatabaseResource(
-                url=_url("STATE_DATABASE_URL", state_url) if live else state_url
+                url=_url(state_variable, settings.state_database_url())
             ),
             "warehouse": WarehouseResource(url=_url(warehouse_variable, settings.warehouse_url())),
             "crm": CrmResource(mode=settings.mode()),
