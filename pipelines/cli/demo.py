@@ -94,8 +94,7 @@ def demo(count: int, videos: int, seed: int, days: int, reset: bool) -> None:
     _print_summary(outcome, api_calls, time.monotonic() - started)
     if days > 1:
         console.print(
-            f"{days} days of history: chart it with [bold]tiktok-crm-sync chart "
-            "--out followers.svg[/]"
+            f"{days} days of history: chart it with [bold]tiktok-crm-sync chart --demo[/]"
         )
     if outcome.failed:
         raise SystemExit(1)
