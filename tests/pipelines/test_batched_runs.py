@@ -129,7 +129,8 @@ def test_one_failing_connection_of_fifty_fails_alone_and_the_others_complete(
         evaluate_alert_sensor(harness, result)
     [payload] = received
     assert payload["connection"] == "creator-17"
-    assert "connections reconnect creator-17" in payload["text"]
+    assert payload["text"].count("connections reconnect creator-17") == 1  # said once, whole
+    assert payload["text"].count("'creator-17'") == 1
 
 
 def test_rerunning_the_failed_partitions_completes_the_run_without_duplicates(harness, simulator):
