@@ -115,6 +115,8 @@ def prepare_environment(project_dir: Path | None = None) -> None:
             f"demo mode refuses to run while TikTok credentials are configured "
             f"({', '.join(configured)}): unset them to run the demo, or run the live sync"
         )
+    # Pinned, so the processes `ui` starts in another folder find the same homes.
+    os.environ["TIKTOK_CRM_SYNC_HOME"] = str(settings.live_data_dir())
     os.environ["TIKTOK_CRM_SYNC_MODE"] = settings.MODE_DEMO
     # The live DAGSTER_HOME keeps only live runs and partitions; the demo gets its own instance.
     os.environ["DAGSTER_HOME"] = str(settings.demo_home() / DAGSTER_FOLDER)

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from pipelines.cli.output import console, failure_lines, say
+from pipelines.instance_home import PROJECT_YAML
 from resources import settings
 from resources.database import make_engine, redact_url
 
@@ -186,24 +186,19 @@ def ui(port: int, count: int | None, videos: int | None, seed: int | None) -> No
         raise click.ClickException(str(err)) from None
     with ui_simulator(count, videos, seed):
         console.print(f"[bold yellow]DEMO MODE[/]: Dagster UI on http://127.0.0.1:{port}")
-        # `dagster dev` tells its reader to use `dg dev` (which needs a `dg` project setup the
-        # demo does not ask for); that notice alone is silenced, in this one process: the
-        # webserver, daemon and runs keep every warning.
+        # `dagster dev` tells its reader that `dg dev` supersedes it: a notice for the project's
+        # maintainers, not for someone opening the demo. Only that notice, only in that one
+        # process: the webserver, daemon, code servers and runs keep every warning.
         quiet = ["-W", f"ignore:{DEV_SUPERSESSION_NOTICE}:FutureWarning"]
-        command = [
-            sys.executable,
-            *quiet,
-            "-m",
-            "dagster",
-            "dev",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ]
+        workspace = str(PROJECT_YAML.parent / "workspace.yaml")
+        command = [sys.executable, *quiet, "-m", "dagster", "dev", "-w", workspace]
+        command += ["-h", "127.0.0.1", "-p", str(port)]
+        # Started in the demo's instance folder: from the checkout, `dagster dev` would warn that
+        # the project's dagster.yaml there is not the instance's (the demo has its own).
+        home = os.environ["DAGSTER_HOME"]
         # Restore Ctrl-C in the child even when this process was started with SIGINT ignored
         # (as shells do for background jobs): `dagster dev` stops only on SIGINT.
-        child = subprocess.Popen(command, cwd=Path.cwd(), preexec_fn=_default_sigint)
+        child = subprocess.Popen(command, cwd=home, preexec_fn=_default_sigint)
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:
             # `dagster dev` shuts its webserver, daemon and code servers down on SIGINT (Ctrl-C).
