@@ -25,8 +25,8 @@ EXPECTED = (NeedsReconnect, ScopeMissing, DemoModeError, MissingSecret, UnknownC
 
 
 def about(connection_name: str, text: str) -> str:
-    """`text` as a sentence about the connection, naming it once."""
-    if connection_name in text:
+    """`text` as a sentence about the connection, naming it once (our messages quote it)."""
+    if repr(connection_name) in text:
         return text
     return f"connection {connection_name!r}: {text}"
 
