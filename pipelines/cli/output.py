@@ -45,6 +45,6 @@ def failure_lines(failed: dict[str, str]) -> list[str]:
         by_reason.setdefault(reason, []).append(name)
     lines = []
     for reason, names in by_reason.items():
-        named = len(names) == 1 and names[0] in reason
+        named = len(names) == 1 and repr(names[0]) in reason  # sentences quote their connection
         lines.append(f"failed: {reason}" if named else f"failed: {', '.join(names)}: {reason}")
     return lines
