@@ -140,3 +140,21 @@ def test_demo_with_history_plots_a_trend_and_charts_it(tmp_path):
     assert chart.returncode == 0, chart.stderr[-2000:]
     svg = out.read_text()
     assert svg.startswith("<svg") and svg.count("<polyline") == 1 and "demo-01" in svg
+
+
+def test_reset_clears_the_demo_home_alone_and_a_new_world_starts_at_day_zero():
+    from pipelines import demo as demo_mode
+    from resources import settings
+
+    live_state = settings.live_data_dir() / "state.db"
+    live_state.parent.mkdir(parents=True, exist_ok=True)
+    live_state.write_bytes(b"live")
+    demo_mode.save_session(demo_mode.DemoSession(seed=42, accounts=5, videos=30, days_lived=6))
+    same = demo_mode.continued(demo_mode.DemoSession(42, 5, 30))
+    other = demo_mode.continued(demo_mode.DemoSession(7, 5, 30))
+    assert (same.days_lived, other.days_lived) == (6, 0)
+
+    home = demo_mode.reset_demo()
+    assert home == settings.demo_home() and not home.exists()
+    assert live_state.read_bytes() == b"live"
+    assert demo_mode.load_session() is None
