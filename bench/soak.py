@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     folder = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     (folder / "dagster_home").mkdir()
+    demo_home = folder / "demo"  # where demo mode keeps its databases (resources.settings)
+    demo_home.mkdir()
     env = {
         "DAGSTER_HOME": str(folder / "dagster_home"),
         "TIKTOK_CRM_SYNC_HOME": str(folder),
@@ -119,7 +121,10 @@ def main(argv: list[str] | None = None) -> dict:
         with admin.begin() as db:
             db.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
         url = admin.url.render_as_string(hide_password=False)
-        env["WAREHOUSE_URL"] = env["STATE_DATABASE_URL"] = f"{url}?options=-csearch_path%3D{schema}"
+        # Demo mode reads only the demo's own URLs (resources.settings).
+        env["DEMO_WAREHOUSE_URL"] = env["DEMO_STATE_DATABASE_URL"] = (
+            f"{url}?options=-csearch_path%3D{schema}"
+        )
     for name in ("WAREHOUSE_URL", "STATE_DATABASE_URL", "TIKTOK_CLIENT_KEY"):
         os.environ.pop(name, None)
     os.environ.update(env)
@@ -131,7 +136,9 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         os.environ["TIKTOK_API_BASE_URL"] = os.environ["TIKTOK_AUTH_BASE_URL"] = simulator.base_url
         started = time.monotonic()
-        connect_all(simulator, folder, args.connections, os.environ.get("STATE_DATABASE_URL"))
+        connect_all(
+            simulator, demo_home, args.connections, os.environ.get("DEMO_STATE_DATABASE_URL")
+        )
         print(f"setup: {args.connections} connections in {time.monotonic() - started:.0f} s")
         command = [
             sys.executable,
@@ -156,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
             "crm_videos": accounts * args.videos,
         }
         engine = sa.create_engine(
-            os.environ.get("WAREHOUSE_URL") or f"sqlite:///{folder / 'warehouse.db'}"
+            os.environ.get("DEMO_WAREHOUSE_URL") or f"sqlite:///{demo_home / 'warehouse.db'}"
         )
         with engine.connect() as db:
             counts = {t: db.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in TABLES}

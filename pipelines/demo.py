@@ -2,14 +2,19 @@
 
 Demo mode is explicit (TIKTOK_CRM_SYNC_MODE=demo, set only by the `demo` and `ui` commands), refuses
 to start when live TikTok credentials are configured, and syncs only connections of the `demo` app.
+It lives in its own home (`resources.settings.demo_home`, `.data/demo/` by default): state
+database, warehouse, Dagster instance, token key file and the simulator's days, so live commands
+never see a demo connection and `rm -rf .data/demo` (or `demo --reset`) clears the demo alone.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
@@ -48,30 +53,93 @@ def demo_connection_names(count: int) -> list[DemoConnection]:
     ]
 
 
+DAGSTER_FOLDER = "dagster"  # the demo's Dagster instance, inside the demo home
+SESSION_FILE = "simulator.json"  # the simulated accounts and how many days they have lived
+
+
+@dataclass(frozen=True)
+class DemoSession:
+    """The simulated world of the last demo: `ui` and the next `demo` continue it from its last
+    day, so no daily snapshot is ever written with an earlier day's numbers."""
+
+    seed: int
+    accounts: int
+    videos: int
+    days_lived: int = 0  # whole days the simulator was advanced past its first day
+
+    def running(self) -> AbstractContextManager[TikTokSimulator]:
+        return running_simulator(self.seed, self.accounts, self.videos, self.days_lived)
+
+    def same_world(self, other: DemoSession) -> bool:
+        return (self.seed, self.accounts, self.videos) == (other.seed, other.accounts, other.videos)
+
+
+def session_path() -> Path:
+    return settings.demo_home() / SESSION_FILE
+
+
+def load_session() -> DemoSession | None:
+    try:
+        return DemoSession(**json.loads(session_path().read_text()))
+    except (OSError, ValueError, TypeError):
+        return None  # no demo yet, or a file from another version: start a new world
+
+
+def save_session(session: DemoSession) -> None:
+    path = session_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(session)) + "\n")
+
+
+def continued(wanted: DemoSession) -> DemoSession:
+    """The wanted world, at the last demo's day when it is the same world."""
+    last = load_session()
+    if last is not None and last.same_world(wanted):
+        return last
+    return wanted
+
+
+def reset_demo() -> Path:
+    """Delete the demo home (its state, warehouse, runs, key, days); the live home is untouched."""
+    home = settings.demo_home()
+    shutil.rmtree(home, ignore_errors=True)
+    return home
+
+
 def prepare_environment(project_dir: Path | None = None) -> None:
     """Enter demo mode in this process (and its children), or refuse beside live credentials."""
+    del project_dir  # the demo's instance is in its own home, whatever the checkout holds
     configured = live_credentials_configured()
     if configured:
         raise DemoRefused(
             f"demo mode refuses to run while TikTok credentials are configured "
             f"({', '.join(configured)}): unset them to run the demo, or run the live sync"
         )
+    # Pinned, so the processes `ui` starts in another folder find the same homes.
+    os.environ["TIKTOK_CRM_SYNC_HOME"] = str(settings.live_data_dir())
     os.environ["TIKTOK_CRM_SYNC_MODE"] = settings.MODE_DEMO
+    # The live DAGSTER_HOME keeps only live runs and partitions; the demo gets its own instance.
+    os.environ["DAGSTER_HOME"] = str(settings.demo_home() / DAGSTER_FOLDER)
     if not os.environ.get(TOKEN_KEYS_VAR):
         # Zero configuration: demo tokens are encrypted with a generated demo-only key file,
         # which live mode never reads (resources.crypto).
         ensure_demo_key()
     try:
-        use_project_instance(project_dir)
+        use_project_instance()
     except InstanceNotConfigured as err:
         raise DemoRefused(str(err)) from None
 
 
 @contextmanager
-def running_simulator(seed: int, accounts: int, videos: int) -> Iterator[TikTokSimulator]:
+def running_simulator(
+    seed: int, accounts: int, videos: int, days_lived: int = 0
+) -> Iterator[TikTokSimulator]:
+    """The demo's simulator, `days_lived` days on (its creators' churn replayed)."""
     simulator = TikTokSimulator(
         SimulatorConfig(seed=seed, accounts=accounts, videos_per_account=videos)
     )
+    if days_lived:
+        simulator.advance_days(days_lived)
     base_url = simulator.start()
     os.environ["TIKTOK_API_BASE_URL"] = base_url
     os.environ["TIKTOK_AUTH_BASE_URL"] = base_url

@@ -29,8 +29,9 @@ from resources.settings import state_database_url, sync_batch_size
 from services import progress
 from services.outcome import ConnectionOutcome
 
-# Step-by-step events stay in the run's event log (the UI shows them); the terminal gets warnings.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Every event stays in the run's event log (the UI shows them, failures with their traces); the
+# terminal gets only the command's own summary, one sentence per failed connection.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 SYNC_ASSET = "connection_sync"
 # Runs of one `sync` executing at once: each takes one slot of the `tiktok_api` pool (4 in
 # dagster.yaml), and two already keep TikTok's window full (docs/benchmarks.md, bench.clock).

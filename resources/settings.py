@@ -14,9 +14,29 @@ MODE_DEMO = "demo"
 MODE_LIVE = "live"
 
 
-def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """Where the embedded SQLite databases live: TIKTOK_CRM_SYNC_HOME, else ./.data."""
+DEMO_FOLDER = "demo"
+# The demo's databases, when they should not be the demo home's SQLite files (a PostgreSQL to
+# try): the live WAREHOUSE_URL and STATE_DATABASE_URL are never read in demo mode.
+DEMO_WAREHOUSE_VARIABLE = "DEMO_WAREHOUSE_URL"
+DEMO_STATE_VARIABLE = "DEMO_STATE_DATABASE_URL"
+
+
+def live_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The live home: TIKTOK_CRM_SYNC_HOME, else ./.data."""
     return Path(environ.get("TIKTOK_CRM_SYNC_HOME") or Path.cwd() / ".data").resolve()
+
+
+def demo_home(environ: Mapping[str, str] = os.environ) -> Path:
+    """The demo's own home inside the live one: its state, warehouse, Dagster instance and key.
+
+    Removing this folder (or `tiktok-crm-sync demo --reset`) clears the demo and nothing else.
+    """
+    return live_data_dir(environ) / DEMO_FOLDER
+
+
+def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the embedded SQLite databases live: the live home, or in demo mode the demo's."""
+    return demo_home(environ) if mode(environ) == MODE_DEMO else live_data_dir(environ)
 
 
 def _sqlite_url(name: str, environ: Mapping[str, str]) -> str:
@@ -26,11 +46,15 @@ def _sqlite_url(name: str, environ: Mapping[str, str]) -> str:
 
 
 def warehouse_url(environ: Mapping[str, str] = os.environ) -> str:
-    return environ.get("WAREHOUSE_URL") or _sqlite_url("warehouse.db", environ)
+    # Demo mode never reads the live URLs: simulated rows stay out of the real warehouse.
+    variable = DEMO_WAREHOUSE_VARIABLE if mode(environ) == MODE_DEMO else "WAREHOUSE_URL"
+    return environ.get(variable) or _sqlite_url("warehouse.db", environ)
 
 
 def state_database_url(environ: Mapping[str, str] = os.environ) -> str:
-    return environ.get("STATE_DATABASE_URL") or _sqlite_url("state.db", environ)
+    # Demo connections never reach the live state database.
+    variable = DEMO_STATE_VARIABLE if mode(environ) == MODE_DEMO else "STATE_DATABASE_URL"
+    return environ.get(variable) or _sqlite_url("state.db", environ)
 
 
 def mode(environ: Mapping[str, str] = os.environ) -> str:

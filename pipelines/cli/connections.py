@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from pipelines.cli.output import say, stdout_console
+from pipelines.cli.preflight import connect_problems
 from resources import settings
 from resources.audit import KEY_ROTATED, AuditLog
 from resources.connections import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
@@ -189,6 +190,17 @@ def _authorize_options(command: click.Command) -> click.Command:
 def _authorize(
     name: str, app: str, scopes: frozenset[str], reconnect: bool, **flow: object
 ) -> None:
+    problems = connect_problems(
+        name,
+        app,
+        reconnect=reconnect,
+        port=int(flow["port"]),
+        redirect_uri=str(flow["redirect_uri"]) if flow["redirect_uri"] else None,
+        headless=bool(flow["headless"]),
+    )
+    if problems:  # before TikTok: an authorization the command could not store is wasted
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise click.ClickException(f"not sent to TikTok yet; first fix:\n{listed}")
     oauth = _oauth(app)
     if flow["headless"]:
         redirect = str(flow["redirect_uri"] or default_redirect_uri(int(flow["port"])))
@@ -211,7 +223,7 @@ def _authorize(
             oauth,
             scopes,
             port=int(flow["port"]),
-            redirect_uri=flow["redirect_uri"],
+            redirect_uri=str(flow["redirect_uri"]) if flow["redirect_uri"] else None,
             pkce=flow["pkce"],
             open_browser=open_browser,
             timeout_s=float(flow["timeout"]),

@@ -7,25 +7,38 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 from rich.progress import Progress
 from rich.table import Table
 
-from pipelines.cli.output import console, say
-from pipelines.runner import SyncOutcome
+from pipelines.cli.output import console, failure_lines, say
+from pipelines.instance_home import PROJECT_YAML
 from resources import settings
 from resources.database import make_engine, redact_url
-from simulators.tiktok import TikTokSimulator
+
+if TYPE_CHECKING:
+    from pipelines.runner import SyncOutcome
+    from simulators.tiktok import TikTokSimulator
+
+DEFAULT_COUNT, DEFAULT_VIDEOS, DEFAULT_SEED = 5, 30, 42
+DEV_SUPERSESSION_NOTICE = "Function `dev_command` is superseded"  # the start of its message
 
 
 @click.command()
-@click.option("--connections", "count", default=5, show_default=True, help="Demo connections.")
-@click.option("--videos", default=30, show_default=True, help="Videos per demo account.")
-@click.option("--seed", default=42, show_default=True, help="Seed of the simulated accounts.")
+@click.option(
+    "--connections", "count", default=DEFAULT_COUNT, show_default=True, help="Demo connections."
+)
+@click.option("--videos", default=DEFAULT_VIDEOS, show_default=True, help="Videos per account.")
+@click.option(
+    "--seed", default=DEFAULT_SEED, show_default=True, help="Seed of the simulated accounts."
+)
 @click.option(
     "--days",
     type=click.IntRange(1, 90),
@@ -34,11 +47,19 @@ from simulators.tiktok import TikTokSimulator
     help="Daily syncs to simulate, ending today: creators post, edit and delete between them, so "
     "the snapshot tables and the UI's plots show a trend.",
 )
-def demo(count: int, videos: int, seed: int, days: int) -> None:
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Delete the demo's home first (its connections, warehouse, runs and simulated days); "
+    "the live home is never touched.",
+)
+def demo(count: int, videos: int, seed: int, days: int, reset: bool) -> None:
     """Run the daily sync on simulated TikTok accounts into the warehouse (no credentials)."""
     from pipelines import demo as demo_mode
 
     started = time.monotonic()
+    if reset:
+        say(f"deleted the demo's home {demo_mode.reset_demo()}")
     try:
         demo_mode.prepare_environment()
     except demo_mode.DemoRefused as err:
@@ -51,7 +72,8 @@ def demo(count: int, videos: int, seed: int, days: int) -> None:
     from pipelines.runner import run_daily_sync
 
     today = datetime.now(UTC).date()
-    with demo_mode.running_simulator(seed, count, videos) as simulator:
+    session = demo_mode.continued(demo_mode.DemoSession(seed, count, videos))
+    with session.running() as simulator:
         names = demo_mode.register_demo_connections(simulator, count)
         with dg.DagsterInstance.get() as instance, Progress(console=console) as progress:
             # Runs of an earlier demo whose process died would hold pool slots and leases.
@@ -61,6 +83,9 @@ def demo(count: int, videos: int, seed: int, days: int) -> None:
             for day in range(days):
                 if day:
                     simulator.advance_days(1)  # a day passes for the simulated creators
+                    session = replace(session, days_lived=session.days_lived + 1)
+                # Saved before the run: `ui` continues from the day whose snapshots exist.
+                demo_mode.save_session(session)
                 outcome = run_daily_sync(
                     instance,
                     names,
@@ -74,8 +99,7 @@ def demo(count: int, videos: int, seed: int, days: int) -> None:
     _print_summary(outcome, api_calls, time.monotonic() - started)
     if days > 1:
         console.print(
-            f"{days} days of history: chart it with [bold]tiktok-crm-sync chart "
-            "--out followers.svg[/]"
+            f"{days} days of history: chart it with [bold]tiktok-crm-sync chart --demo[/]"
         )
     if outcome.failed:
         raise SystemExit(1)
@@ -108,8 +132,8 @@ def _print_summary(outcome: SyncOutcome, api_calls: int, seconds: float) -> None
     console.print(table)
     ok, failed = outcome.succeeded, outcome.failed
     console.print(f"connections synced: {len(ok)} ({', '.join(ok)})")
-    for name, reason in failed.items():
-        console.print(f"[red]connection {name} failed[/]: {reason}")
+    for line in failure_lines(failed):
+        say(line)
     console.print(
         f"TikTok API calls: {api_calls}, retries: {outcome.api_retries}, "
         f"rate-limited answers: {outcome.api_rate_limited}"
@@ -119,16 +143,45 @@ def _print_summary(outcome: SyncOutcome, api_calls: int, seconds: float) -> None
     console.print(f"took {seconds:.1f} s. Open the UI on these runs: [bold]tiktok-crm-sync ui[/]")
 
 
+@contextmanager
+def ui_simulator(
+    count: int | None = None, videos: int | None = None, seed: int | None = None
+) -> Iterator[TikTokSimulator]:
+    """The simulator `ui` runs: the last demo's world at its last day (so a materialization from
+    the UI never writes an earlier day's numbers over a snapshot), its connections registered and
+    their partitions added. Options given explicitly start another world."""
+    import dagster as dg
+
+    from pipelines import demo as demo_mode
+    from pipelines.runner import add_partitions
+
+    last = demo_mode.load_session() or demo_mode.DemoSession(
+        DEFAULT_SEED, DEFAULT_COUNT, DEFAULT_VIDEOS
+    )
+    wanted = demo_mode.DemoSession(
+        seed if seed is not None else last.seed,
+        count if count is not None else last.accounts,
+        videos if videos is not None else last.videos,
+    )
+    session = demo_mode.continued(wanted)
+    with session.running() as simulator:
+        names = demo_mode.register_demo_connections(simulator, session.accounts)
+        with dg.DagsterInstance.get() as instance:
+            # Partitions exist before the UI opens, not a sensor tick later.
+            add_partitions(instance, names)
+        yield simulator
+
+
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @click.command()
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
-@click.option("--connections", "count", default=5, show_default=True)
-@click.option("--videos", default=30, show_default=True)
-@click.option("--seed", default=42, show_default=True)
-def ui(port: int, count: int, videos: int, seed: int) -> None:
+@click.option("--connections", "count", type=int, help="Demo connections [default: the demo's].")
+@click.option("--videos", type=int, help="Videos per demo account [default: the demo's].")
+@click.option("--seed", type=int, help="Seed of the simulated accounts [default: the demo's].")
+def ui(port: int, count: int | None, videos: int | None, seed: int | None) -> None:
     """Open the Dagster UI in demo mode, with the simulator running for materializations."""
     from pipelines import demo as demo_mode
 
@@ -136,20 +189,21 @@ def ui(port: int, count: int, videos: int, seed: int) -> None:
         demo_mode.prepare_environment()
     except demo_mode.DemoRefused as err:
         raise click.ClickException(str(err)) from None
-    import dagster as dg
-
-    from pipelines.runner import add_partitions
-
-    with demo_mode.running_simulator(seed, count, videos) as simulator:
-        names = demo_mode.register_demo_connections(simulator, count)
-        with dg.DagsterInstance.get() as instance:
-            # Partitions exist before the UI opens, not a sensor tick later.
-            add_partitions(instance, names)
+    with ui_simulator(count, videos, seed):
         console.print(f"[bold yellow]DEMO MODE[/]: Dagster UI on http://127.0.0.1:{port}")
-        command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
+        # `dagster dev` tells its reader that `dg dev` supersedes it: a notice for the project's
+        # maintainers, not for someone opening the demo. Only that notice, only in that one
+        # process: the webserver, daemon, code servers and runs keep every warning.
+        quiet = ["-W", f"ignore:{DEV_SUPERSESSION_NOTICE}:FutureWarning"]
+        workspace = str(PROJECT_YAML.parent / "workspace.yaml")
+        command = [sys.executable, *quiet, "-m", "dagster", "dev", "-w", workspace]
+        command += ["-h", "127.0.0.1", "-p", str(port)]
+        # Started in the demo's instance folder: from the checkout, `dagster dev` would warn that
+        # the project's dagster.yaml there is not the instance's (the demo has its own).
+        home = os.environ["DAGSTER_HOME"]
         # Restore Ctrl-C in the child even when this process was started with SIGINT ignored
         # (as shells do for background jobs): `dagster dev` stops only on SIGINT.
-        child = subprocess.Popen(command, cwd=Path.cwd(), preexec_fn=_default_sigint)
+        child = subprocess.Popen(command, cwd=home, preexec_fn=_default_sigint)
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:
             # `dagster dev` shuts its webserver, daemon and code servers down on SIGINT (Ctrl-C).

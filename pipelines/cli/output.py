@@ -35,3 +35,16 @@ def quiet_library_warnings() -> None:
 
     for category in (*_LIBRARY_WARNINGS, BetaWarning, PreviewWarning, SupersessionWarning):
         warnings.filterwarnings("ignore", category=category)
+
+
+def failure_lines(failed: dict[str, str]) -> list[str]:
+    """One line per failure sentence: a sentence that names its connection is said once as it is;
+    one shared by several connections (a run that failed before reaching them) names them first."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in failed.items():
+        by_reason.setdefault(reason, []).append(name)
+    lines = []
+    for reason, names in by_reason.items():
+        named = len(names) == 1 and repr(names[0]) in reason  # sentences quote their connection
+        lines.append(f"failed: {reason}" if named else f"failed: {', '.join(names)}: {reason}")
+    return lines

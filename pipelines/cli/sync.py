@@ -7,7 +7,7 @@ import time
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipelines.cli.output import console, say, stdout_console
+from pipelines.cli.output import console, failure_lines, say, stdout_console
 from resources import settings
 from resources.database import make_engine
 
@@ -23,6 +23,7 @@ from resources.database import make_engine
 )
 def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
     """Run the daily sync now for NAMES (or --all), as Dagster runs you can see in the UI."""
+    from pipelines.defs.tiktok.live import leave_out_demo, left_out_line
     from pipelines.instance_home import InstanceNotConfigured, use_project_instance
     from resources.connections import ACTIVE, ConnectionStore
 
@@ -35,7 +36,9 @@ def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
     store = ConnectionStore(make_engine(settings.state_database_url()))
     known = {connection.name: connection for connection in store.list()}
     if all_active:
-        chosen = [name for name, c in known.items() if c.status == ACTIVE]
+        chosen, left_out = leave_out_demo(c for c in known.values() if c.status == ACTIVE)
+        if left_out:
+            say(left_out_line(left_out))
         if not chosen:
             raise click.ClickException(
                 "no active connection: add one with `tiktok-crm-sync connections connect NAME`"
@@ -48,6 +51,11 @@ def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
                 "list` shows the registered ones"
             )
         chosen = list(dict.fromkeys(names))
+        _, demo = leave_out_demo(known[name] for name in chosen)
+        if demo:
+            raise click.ClickException(
+                f"{', '.join(demo)}: demo connection(s), synced only by `tiktok-crm-sync demo`"
+            )
     _run(chosen, mode)
 
 
@@ -86,8 +94,8 @@ def _run(names: list[str], mode: str | None) -> None:
         f"rate-limited answers: {outcome.api_rate_limited}"
     )
     out.print(f"Dagster runs: {', '.join(outcome.run_ids)}")
-    for name, reason in outcome.failed.items():
-        say(f"connection {name} failed: {reason}")
+    for line in failure_lines(outcome.failed):
+        say(line)
     say(f"took {time.monotonic() - started:.1f} s")
     if outcome.failed:
         raise SystemExit(1)

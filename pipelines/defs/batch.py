@@ -22,7 +22,7 @@ from pipelines.defs.crm.push_results import (
     push_metadata,
     stopped_failure,
 )
-from pipelines.defs.tiktok.failures import connection_failures
+from pipelines.defs.tiktok.failures import about, failure_for
 from resources.crm.errors import CrmError
 from services.crm_push import PushOutcome, PushStopped
 from services.outcome import (
@@ -42,19 +42,30 @@ def describe(error: BaseException) -> str:
 
 
 def batch_failure(total: int, failed: Mapping[str, BaseException]) -> dg.Failure:
-    lines = "\n".join(f"| {name} | {describe(error)} |" for name, error in failed.items())
-    return dg.Failure(
-        description=f"{len(failed)} of {total} connections failed: "
-        + "; ".join(f"{name}: {describe(error)}" for name, error in failed.items()),
+    """The step's failure: one sentence per failed connection (each names its connection)."""
+    sentences = {name: describe(error) for name, error in failed.items()}
+    lines = "\n".join(f"| {name} | {sentence} |" for name, sentence in sentences.items())
+    header = f"{len(failed)} of {total} connections failed"
+    if len(failed) == 1:
+        description = f"{header}: {next(iter(sentences.values()))}"
+    else:
+        description = f"{header}:\n" + "\n".join(f"- {s}" for s in sentences.values())
+    failure = dg.Failure(
+        description=description,
         metadata={
             "failed_connections": ", ".join(failed),
             "connections_failed": len(failed),
             "connections_in_run": total,
             "failures": dg.MetadataValue.md(f"| connection | failure |\n|---|---|\n{lines}"),
+            # What the run-failure alert says: one sentence per connection.
+            "failure_sentences": dg.MetadataValue.json(sentences),
         },
         # Run retries re-run the whole batch; a failure a retry can fix is retried per request.
         allow_retries=False,
     )
+    # An unexpected error keeps its trace in the run's logs (expected refusals carry none).
+    failure.__cause__ = next((e.__cause__ for e in failed.values() if e.__cause__), None)
+    return failure
 
 
 def dagster_metadata(metadata: Metadata) -> dict[str, Any]:
@@ -74,17 +85,19 @@ def connection_failure(outcome: ConnectionOutcome) -> dg.Failure:
     """The failure of one connection, with the error class and what to do in its metadata.
 
     A connection can fail in several places at once (two CRM pushes): one failure names them all,
-    with the first one's metadata.
+    each distinct sentence once, with the first one's metadata.
     """
     failures = [_step_failure(outcome, failure) for failure in outcome.failures]
     if len(failures) == 1:
         return failures[0]
     first = failures[0]
-    return dg.Failure(
-        description="; ".join(f.description or "failed" for f in failures),
+    merged = dg.Failure(
+        description="; ".join(dict.fromkeys(f.description or "failed" for f in failures)),
         metadata={**first.metadata, "failures_of_connection": len(failures)},
         allow_retries=all(f.allow_retries for f in failures),
     )
+    merged.__cause__ = next((f.__cause__ for f in failures if f.__cause__), None)
+    return merged
 
 
 def _step_failure(outcome: ConnectionOutcome, failure: StepFailure) -> dg.Failure:
@@ -96,22 +109,22 @@ def _step_failure(outcome: ConnectionOutcome, failure: StepFailure) -> dg.Failur
             name, push.mapping, push.report, push.stats, push.refused, push.forced
         )
         return stopped_failure(name, push.mapping, push.report, metadata)
-    try:
-        if isinstance(err, CrmError | RejectRateSettingError) and failure.mapping is not None:
+    if isinstance(err, CrmError | RejectRateSettingError) and failure.mapping is not None:
+        try:
             with crm_failures(name, failure.mapping):
                 raise err
-        with connection_failures(name) as context:
-            context.calls = outcome.calls.get(failure.at or "", {})
-            raise err
-    except dg.Failure as converted:
-        return converted
-    except Exception:  # an error no class above knows: its type and message
-        pass
-    return dg.Failure(
-        description=f"connection {name!r}: {describe(err)}",
+        except dg.Failure as converted:
+            return converted
+    known = failure_for(name, err, outcome.calls.get(failure.at or "", {}))
+    if known is not None:
+        return known
+    unexpected = dg.Failure(  # an error no class above knows: its type, message and trace
+        description=about(name, describe(err)),
         metadata={"connection": name, "failed_at": failure.at or "setup"},
         allow_retries=False,
     )
+    unexpected.__cause__ = err
+    return unexpected
 
 
 def check_evaluation(

@@ -18,6 +18,10 @@ def _url(variable: str, default: str) -> str | dg.EnvVar:
 
 @dg.definitions
 def resources() -> dg.Definitions:
+    # Demo mode has its own home and never reads the live URLs (resources.settings).
+    live = settings.mode() != settings.MODE_DEMO
+    state_variable = "STATE_DATABASE_URL" if live else settings.DEMO_STATE_VARIABLE
+    warehouse_variable = "WAREHOUSE_URL" if live else settings.DEMO_WAREHOUSE_VARIABLE
     return dg.Definitions(
         resources={
             "tiktok": TikTokResource(
@@ -26,9 +30,9 @@ def resources() -> dg.Definitions:
                 mode=settings.mode(),
             ),
             "state_db": StateDatabaseResource(
-                url=_url("STATE_DATABASE_URL", settings.state_database_url())
+                url=_url(state_variable, settings.state_database_url())
             ),
-            "warehouse": WarehouseResource(url=_url("WAREHOUSE_URL", settings.warehouse_url())),
+            "warehouse": WarehouseResource(url=_url(warehouse_variable, settings.warehouse_url())),
             "crm": CrmResource(mode=settings.mode()),
         }
     )

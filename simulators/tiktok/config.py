@@ -32,6 +32,12 @@ ErrorDataKey = Literal["empty", "absent"]
 PkceEncoding = Literal["hex", "base64url", "either"]
 
 
+# A second app `simulator serve` accepts, for rehearsing the live path (a live app's credentials,
+# exported as TIKTOK_CLIENT_KEY/SECRET) against the simulator. Public like the demo's.
+REHEARSAL_CLIENT_KEY = "awrehearsal0000tiktokcrmsync"
+REHEARSAL_CLIENT_SECRET = "rehearsal-secret-not-a-real-tiktok-secret"
+
+
 def _demo_apps() -> Mapping[str, str]:
     return MappingProxyType({DEMO_CLIENT_KEY: DEMO_CLIENT_SECRET})
 

@@ -124,12 +124,13 @@ def test_one_failing_connection_of_fifty_fails_alone_and_the_others_complete(
         assert {row["connection_name"] for row in crm_rows} == others
         assert len(hubspot.records()) == 49  # every other connection's contact was pushed
         description = failure_description(result)
-        assert description.startswith("1 of 50 connections failed: creator-17:")
+        assert description.startswith("1 of 50 connections failed: connection 'creator-17' needs")
         assert "tiktok-crm-sync connections reconnect creator-17" in description
         evaluate_alert_sensor(harness, result)
     [payload] = received
     assert payload["connection"] == "creator-17"
-    assert "connections reconnect creator-17" in payload["text"]
+    assert payload["text"].count("connections reconnect creator-17") == 1  # said once, whole
+    assert payload["text"].count("'creator-17'") == 1
 
 
 def test_rerunning_the_failed_partitions_completes_the_run_without_duplicates(harness, simulator):

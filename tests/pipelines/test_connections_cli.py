@@ -9,6 +9,7 @@ the authorization.removed webhook; key rotation. No real TikTok host, no real br
 import json
 import os
 import re
+import socket
 import time
 import webbrowser
 from urllib.parse import parse_qs, urlsplit
@@ -360,3 +361,36 @@ def test_headless_prints_the_authorization_url_whole_on_one_line(harness, simula
     query = parse_qs(urlsplit(url).query)
     assert {"client_key", "scope", "redirect_uri", "state", "response_type"} <= set(query)
     assert query["redirect_uri"] == [REDIRECT_URI] and query["code_challenge_method"] == ["S256"]
+
+
+def test_connect_checks_every_prerequisite_before_sending_anyone_to_tiktok(harness, monkeypatch):
+    """Issue 20: a missing token key, missing app credentials and a busy callback port are all
+    reported before the browser opens, each with its fix; TikTok is never asked."""
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    del os.environ["TIKTOK_CRM_SYNC_TOKEN_KEYS"]
+    del os.environ["TIKTOK_CLIENT_SECRET"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli("connect", "creator-1", "--port", str(port))
+    assert result.exit_code == 1
+    assert "not sent to TikTok yet" in result.stderr
+    assert "TIKTOK_CRM_SYNC_TOKEN_KEYS is not set" in result.stderr
+    assert "TIKTOK_CLIENT_SECRET" in result.stderr
+    assert f"callback port {port} is in use" in result.stderr
+    assert opened == []
+    assert harness.store.names(status=None) == []
+
+
+def test_a_read_only_state_database_is_found_before_tiktok(harness, monkeypatch, tmp_path):
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    assert cli("list").exit_code == 0  # creates the state database
+    # Opened read-only (file modes do not stop root, who runs the CI container).
+    os.environ["STATE_DATABASE_URL"] = f"sqlite:///file:{tmp_path / 'state.db'}?mode=ro&uri=true"
+    result = cli("connect", "creator-1", "--port", "0")
+    assert result.exit_code == 1
+    assert "state database cannot be opened for writing" in result.stderr
+    assert opened == []

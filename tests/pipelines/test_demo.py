@@ -1,7 +1,8 @@
 """`tiktok-crm-sync demo` end to end: simulator -> OAuth -> Dagster runs -> warehouse.
 
 This is the README's first command (after the install), run through the real CLI entry point in a
-subprocess, against a fresh DAGSTER_HOME and warehouse.
+subprocess, against a fresh home: the demo keeps its state, warehouse and Dagster instance in the
+demo home (`<TIKTOK_CRM_SYNC_HOME>/demo`); DEMO_WAREHOUSE_URL chooses another warehouse for it.
 """
 
 import os
@@ -59,21 +60,23 @@ def assert_demo_loaded(url: str) -> dict[str, int]:
 
 def test_demo_loads_the_warehouse_and_reruns_idempotently(tmp_path):
     url = f"sqlite:///{tmp_path / 'chosen.db'}"
-    first = run_demo({"WAREHOUSE_URL": url})
+    first = run_demo({"DEMO_WAREHOUSE_URL": url})
     assert first.returncode == 0, first.stderr[-2000:]
     assert "DEMO MODE" in first.stderr
     assert "connections synced: 3" in first.stderr
     counts = assert_demo_loaded(url)
-    second = run_demo({"WAREHOUSE_URL": url})
+    second = run_demo({"DEMO_WAREHOUSE_URL": url})
     assert second.returncode == 0, second.stderr[-2000:]
     assert table_counts(url) == counts
-    # The runs are real runs of the persistent instance, visible to `dagster dev` afterwards.
-    assert any((tmp_path / "dagster_home" / "history").glob("runs*"))
+    # The runs are real runs of the demo's persistent instance, visible to `ui` afterwards; the
+    # live instance (DAGSTER_HOME) holds none of them.
+    assert any((tmp_path / "data" / "demo" / "dagster" / "history").glob("runs*"))
+    assert not (tmp_path / "dagster_home" / "history").exists()
 
 
 @pytest.mark.postgres
 def test_demo_honours_a_postgresql_warehouse(postgres_url):
-    result = run_demo({"WAREHOUSE_URL": postgres_url})
+    result = run_demo({"DEMO_WAREHOUSE_URL": postgres_url})
     assert result.returncode == 0, result.stderr[-2000:]
     assert_demo_loaded(postgres_url)
 
@@ -91,7 +94,7 @@ def test_demo_with_history_plots_a_trend_and_charts_it(tmp_path):
     import dagster as dg
 
     url = f"sqlite:///{tmp_path / 'history.db'}"
-    result = run_demo({"WAREHOUSE_URL": url}, "--days", "3")
+    result = run_demo({"DEMO_WAREHOUSE_URL": url}, "--days", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr.count("DEMO MODE") == 1  # one banner, then the progress bar
     engine = make_engine(url)
@@ -106,7 +109,7 @@ def test_demo_with_history_plots_a_trend_and_charts_it(tmp_path):
     assert len(days) == 3
     followers = [row[1] for row in days]
     assert followers == sorted(followers) and followers[0] < followers[-1]
-    os.environ["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+    os.environ["DAGSTER_HOME"] = str(tmp_path / "data" / "demo" / "dagster")
     with dg.DagsterInstance.get() as instance:
         events = instance.fetch_materializations(
             dg.AssetRecordsFilter(
@@ -137,3 +140,21 @@ def test_demo_with_history_plots_a_trend_and_charts_it(tmp_path):
     assert chart.returncode == 0, chart.stderr[-2000:]
     svg = out.read_text()
     assert svg.startswith("<svg") and svg.count("<polyline") == 1 and "demo-01" in svg
+
+
+def test_reset_clears_the_demo_home_alone_and_a_new_world_starts_at_day_zero():
+    from pipelines import demo as demo_mode
+    from resources import settings
+
+    live_state = settings.live_data_dir() / "state.db"
+    live_state.parent.mkdir(parents=True, exist_ok=True)
+    live_state.write_bytes(b"live")
+    demo_mode.save_session(demo_mode.DemoSession(seed=42, accounts=5, videos=30, days_lived=6))
+    same = demo_mode.continued(demo_mode.DemoSession(42, 5, 30))
+    other = demo_mode.continued(demo_mode.DemoSession(7, 5, 30))
+    assert (same.days_lived, other.days_lived) == (6, 0)
+
+    home = demo_mode.reset_demo()
+    assert home == settings.demo_home() and not home.exists()
+    assert live_state.read_bytes() == b"live"
+    assert demo_mode.load_session() is None

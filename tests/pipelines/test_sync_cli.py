@@ -64,7 +64,7 @@ def test_sync_all_and_a_failing_connection_exit_non_zero_with_the_fix(simulator,
     result = sync("--all", "--mode", "full")
     assert result.exit_code == 1
     assert "synced 2 of 3 connections" in result.output
-    assert "connection creator-b failed" in result.output
+    assert "failed: connection 'creator-b' needs to be reconnected" in result.output
     assert "tiktok-crm-sync connections reconnect creator-b" in result.output
     assert warehouse().count("crm_videos", connection_name="creator-a") > 0
 

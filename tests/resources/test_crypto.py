@@ -79,8 +79,9 @@ def test_malformed_key_is_named_by_position_not_echoed():
 def test_demo_mode_without_a_key_generates_one_labelled_private_file_and_reuses_it(tmp_path):
     environ = {"TIKTOK_CRM_SYNC_HOME": str(tmp_path), "TIKTOK_CRM_SYNC_MODE": "demo"}
     sealed = cipher_from_environment(environ).encrypt(TOKEN)
-    path = tmp_path / DEMO_KEY_FILE
+    path = tmp_path / "demo" / DEMO_KEY_FILE  # in the demo's own home, never the live one
     assert path.read_text().startswith("# DEMO ONLY")
+    assert not (tmp_path / DEMO_KEY_FILE).exists()
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     # A second process in demo mode reads the same file, so it can decrypt the first one's tokens.

@@ -8,11 +8,16 @@ from resources.alerts import AlertError, RunFailure, alert_payload, post_alert
 
 
 def _reasons(context: dg.RunFailureSensorContext) -> tuple[str, ...]:
+    """One sentence per failed connection (a batch's step lists them in its metadata)."""
     reasons = []
     for event in context.get_step_failure_events():
         data = event.step_failure_data
-        if data.user_failure_data and data.user_failure_data.description:
-            reasons.append(data.user_failure_data.description)
+        user = data.user_failure_data
+        sentences = user.metadata.get("failure_sentences") if user else None
+        if sentences is not None and isinstance(sentences.value, dict):
+            reasons += [str(sentence) for sentence in sentences.value.values()]
+        elif user and user.description:
+            reasons.append(user.description)
         elif data.error:
             reasons.append(data.error.message.strip().splitlines()[-1])
     return tuple(dict.fromkeys(reasons))  # one line per distinct reason, in order

@@ -226,7 +226,7 @@ def build_sync_assets(warehouse: list[Mapping], pushes: list[Mapping]) -> dg.Ass
                     context.log_event(reject_rate_evaluation(key, push, name))
             if not outcome.ok:
                 failed[name] = connection_failure(outcome)
-                context.log.error("connection %r failed: %s", name, failed[name].description)
+                context.log.error("%s", failed[name].description)  # names the connection
         context.log.info(
             "synced %d connections: %d succeeded, %d failed",
             len(names),

@@ -18,8 +18,10 @@ from dagster._core.storage.tags import (
 )
 
 from pipelines.defs.sync.jobs import tiktok_daily_sync
+from pipelines.defs.tiktok.live import leave_out_demo, left_out_line
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME, partition_ranges
 from resources.configurable import StateDatabaseResource, WarehouseResource
+from resources.connections import ACTIVE
 from resources.ratelimit import parse_limits
 from resources.settings import sync_batch_size
 from services.policy import estimate_requests, policy_from_env
@@ -58,7 +60,9 @@ def tiktok_daily_sync_schedule(
     state_db: StateDatabaseResource,
     warehouse: WarehouseResource,
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    active = state_db.store().names()
+    active, left_out = leave_out_demo(state_db.store().list(ACTIVE))
+    if left_out:
+        context.log.info(left_out_line(left_out))
     # Schedules cannot emit partition requests; adding here (idempotent) means a connection
     # registered minutes ago is synced by this tick even before the partitions sensor runs.
     known = context.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME)

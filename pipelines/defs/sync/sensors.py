@@ -8,6 +8,7 @@ rather than breaking every evaluation.
 
 import dagster as dg
 
+from pipelines.defs.tiktok.live import leave_out_demo
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME, connection_partitions
 from resources.configurable import StateDatabaseResource
 from resources.connections import DISCONNECTED, validate_name
@@ -26,8 +27,9 @@ def _valid(name: str, context: dg.SensorEvaluationContext) -> bool:
 def tiktok_connection_partitions_sensor(
     context: dg.SensorEvaluationContext, state_db: StateDatabaseResource
 ) -> dg.SensorResult:
-    connections = state_db.store().list()
-    wanted = {c.name for c in connections if c.status != DISCONNECTED and _valid(c.name, context)}
+    listed = [c for c in state_db.store().list() if c.status != DISCONNECTED]
+    syncable, _demo = leave_out_demo(listed)  # live mode shows no demo partitions
+    wanted = {name for name in syncable if _valid(name, context)}
     known = set(context.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME))
     requests: list = []
     if wanted - known:
