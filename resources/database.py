@@ -6,9 +6,9 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WAL_SWITCH_ATTEMPTS = 20
@@ -71,3 +71,29 @@ def create_tables(metadata: MetaData, engine: Engine) -> None:
             if attempt == CREATE_ATTEMPTS:
                 raise
             time.sleep(0.05 * attempt)
+
+
+def add_missing_columns(engine: Engine, table: Table) -> list[str]:
+    """Add the nullable columns `table` has in code but not yet in the database; returns them.
+
+    For state tables that gained columns: a database written by an earlier version keeps its
+    rows, which read NULL in the new columns. Safe when several processes upgrade at once: a
+    column another process added between our look and our change is accepted.
+    """
+    present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+    added = []
+    for column in table.columns:
+        if column.name in present:
+            continue
+        if not column.nullable:
+            raise ValueError(f"{table.name}.{column.name}: only nullable columns can be added")
+        type_sql = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as db:
+                db.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {type_sql}'))
+            added.append(column.name)
+        except (OperationalError, ProgrammingError):
+            now = {c["name"] for c in inspect(engine).get_columns(table.name)}
+            if column.name not in now:
+                raise
+    return added
