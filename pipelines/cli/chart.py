@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from pipelines.cli.output import say
+from pipelines.cli.preflight import preflight
 from resources import settings
 from resources.database import make_engine
 from resources.warehouse import Warehouse
@@ -91,6 +92,7 @@ def profile_series(wh: Warehouse, metric: str, names: tuple[str, ...]) -> Series
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="followers.svg")
 def chart(metric: str, names: tuple[str, ...], out: Path) -> None:
     """Chart daily profile stats from the warehouse as SVG (after `demo --days 7`, say)."""
+    preflight(state=False)
     wh = Warehouse(make_engine(settings.warehouse_url()))
     if not wh.has_table(tables.PROFILE_STATS_DAILY):
         raise click.ClickException(

@@ -16,6 +16,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from pipelines.cli.output import console
+from pipelines.cli.preflight import preflight
 from pipelines.runner import SyncOutcome
 from resources import settings
 from resources.database import make_engine, redact_url
@@ -43,6 +44,7 @@ def demo(count: int, videos: int, seed: int, days: int) -> None:
         demo_mode.prepare_environment()
     except demo_mode.DemoRefused as err:
         raise click.ClickException(str(err)) from None
+    preflight()
     console.print("[bold yellow]DEMO MODE[/]: simulated TikTok accounts, nothing leaves 127.0.0.1")
 
     import dagster as dg
