@@ -6,11 +6,12 @@ would otherwise both rotate its refresh token and both write its rows. The secon
 the lease up to `wait_s`, then fails that connection alone with a message naming the holder.
 
 A holder is known by more than a PID, which a container restarts at 1 every time: by its host
-name and the kernel's boot id, the PID's start time (field 22 of /proc/<pid>/stat, in clock ticks
-since boot), and a random id per `LeaseStore`. A heartbeat thread renews every held lease each
-`RENEW_EVERY_S`; a lease not renewed for `ttl_s` has expired and is taken over. A lease whose
-holder is visibly gone (same host and boot, and that PID is dead or is now another process) is
-taken over at once.
+name, the kernel's boot id and its PID namespace, the PID's start time (field 22 of
+/proc/<pid>/stat, in clock ticks since boot), and a random id per `LeaseStore`. A heartbeat
+thread renews every held lease each `RENEW_EVERY_S`; a lease not renewed for `ttl_s` has expired
+and is taken over: the next container's sync takes a killed container's leases minutes later.
+A lease whose holder is visibly gone (same host, boot and PID namespace, and that PID is dead or
+is now another process) is taken over at once.
 
 `holder` is what a user reads ("run <run_id>"); other code may release leases by it.
 """
@@ -60,6 +61,7 @@ leases = Table(
     Column("pid_started", String(32)),
     Column("holder_id", String(32)),
     Column("renewed_at", Float),
+    Column("pid_namespace", String(64)),
 )
 
 
@@ -76,6 +78,9 @@ class HolderIdentity:
     pid: int
     pid_started: str  # "" where /proc does not say
     holder_id: str
+    # Processes of another PID namespace (another container sharing the host name) are not ours
+    # to look up: the same PID here is another process.
+    pid_namespace: str = ""
 
 
 def _read(path: Path) -> str:
@@ -104,6 +109,13 @@ def process_start(pid: int) -> str | None:
     return pid_start_time(pid)
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def current_identity() -> HolderIdentity:
     pid = os.getpid()
     return HolderIdentity(
@@ -112,16 +124,19 @@ def current_identity() -> HolderIdentity:
         pid=pid,
         pid_started=pid_start_time(pid),
         holder_id=secrets.token_hex(8),
+        pid_namespace=_pid_namespace(),
     )
 
 
 def holder_gone(
     row: Row, me: HolderIdentity, started: Callable[[int], str | None] = process_start
 ) -> bool:
-    """True when the row's holder is certainly dead: it ran on this very machine, boot and host
-    name, and its PID is free or now belongs to a process that started at another time (a reused
-    PID, such as PID 1 of the next container). Anything else is judged by expiry alone."""
+    """True when the row's holder is certainly dead: it ran on this very machine, boot, host name
+    and PID namespace, and its PID is free or now belongs to a process that started at another
+    time (a reused PID, such as PID 1 of the next container). Anything else is judged by expiry."""
     if not row.boot_id or row.boot_id != me.boot_id or row.host != me.host:
+        return False
+    if not row.pid_namespace or row.pid_namespace != me.pid_namespace:
         return False
     if row.pid == me.pid and row.pid_started == me.pid_started:
         return False  # this very process: another store of ours, alive by definition
@@ -249,6 +264,7 @@ class LeaseStore:
             "pid_started": me.pid_started,
             "holder_id": me.holder_id,
             "renewed_at": now,
+            "pid_namespace": me.pid_namespace,
         }
         try:
             with self.engine.begin() as db:

@@ -12,6 +12,7 @@ SIGKILLs it, and takes the lease over at once.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,8 +89,10 @@ class Clock:
         self.now += seconds
 
 
-def identity(host: str = "pod-a", boot: str = "boot-1", pid: int = 1, started: str = "100"):
-    return HolderIdentity(host, boot, pid, started, holder_id=f"{host}-{pid}-{started}")
+def identity(
+    host: str = "pod-a", boot: str = "boot-1", pid: int = 1, started: str = "100", ns: str = "ns-1"
+):
+    return HolderIdentity(host, boot, pid, started, f"{host}-{pid}-{started}", ns)
 
 
 def processes(**running: str):
@@ -122,25 +125,42 @@ def test_a_holder_that_waits_too_long_fails_naming_the_other(state_url, tmp_path
     assert clock.now >= 1_000_005.0  # it waited (on the injected clock) before giving up
 
 
-def test_pid_1_of_the_previous_container_is_taken_over_at_once(state_url):
-    """Same host name and boot (a restarted container): PID 1 is alive again, but it is us, a
-    process that started later, so the lease's holder is gone."""
+def test_pid_1_of_a_killed_container_is_taken_over_by_the_next_within_minutes(state_url):
+    """The issue's case: the killed container's sync was PID 1; the next container's is PID 1
+    too, with the same host name, in a new PID namespace. PID 1 being alive says nothing."""
+    engine = make_engine(state_url)
+    clock = Clock()
+    killed = store(engine, "run old", identity(started="100", ns="ns-1"), clock)
+    assert killed._try_acquire("creator-a") is None  # then SIGKILL: no renewal ever again
+    taken = clock.now
+    new = store(engine, "run new", identity(started="9000", ns="ns-2"), clock, **{"1": "9000"})
+    clock.now = taken + 60
+    assert new._try_acquire("creator-a") == "run old"  # a minute later it might be alive
+    clock.now = taken + LEASE_TTL_S
+    assert new._try_acquire("creator-a") is None  # minutes, not two hours
+    with engine.connect() as db:
+        row = db.execute(sa.select(leases)).one()
+    assert (row.holder, row.pid_started, row.holder_id) == ("run new", "9000", "pod-a-1-9000")
+
+
+def test_a_reused_pid_1_in_the_same_namespace_is_taken_over_at_once(state_url):
+    """A restart inside one PID namespace (the same host, boot and namespace): PID 1 is alive
+    again, but it is us, a process that started later, so the old holder is gone."""
     engine = make_engine(state_url)
     clock = Clock()
     old = store(engine, "run old", identity(started="100"), clock)
     assert old._try_acquire("creator-a") is None
     new = store(engine, "run new", identity(started="9000"), clock, **{"1": "9000"})
     assert new._try_acquire("creator-a") is None
-    with engine.connect() as db:
-        row = db.execute(sa.select(leases)).one()
-    assert (row.holder, row.pid_started, row.holder_id) == ("run new", "9000", "pod-a-1-9000")
 
 
 @pytest.mark.parametrize(
     "other",
     [
         # another container on the same node: its own PID namespace and host name, same kernel
-        identity(host="pod-b", pid=1, started="100"),
+        identity(host="pod-b", pid=1, started="100", ns="ns-2"),
+        # ... even with the same host name (host networking): its PIDs are not ours to look up
+        identity(host="pod-a", pid=1, started="100", ns="ns-2"),
         # another machine entirely
         identity(host="pod-c", boot="boot-2", pid=1, started="100"),
     ],
@@ -261,4 +281,40 @@ def test_a_real_holder_renews_while_it_runs_and_its_lease_is_free_once_sigkilled
 def test_this_process_identity_is_more_than_a_pid():
     me = current_identity()
     assert me.pid == os.getpid() and me.pid_started.isdigit() and me.boot_id
+    assert me.pid_namespace.startswith("pid:[")
     assert me.holder_id != current_identity().holder_id  # random per store
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+def test_pid_1_of_another_pid_namespace_keeps_its_lease_alive_and_loses_it_once_killed(
+    state_url, tmp_path
+):
+    """The issue's case with real processes: a worker that is PID 1 of its own PID namespace
+    (as in a container) holds the lease; this process, whose PID 1 is another process, must not
+    take it while the worker lives, and takes it once the SIGKILLed worker's lease expires."""
+    probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no permission to create a PID namespace here")
+    engine = make_engine(state_url)
+    LeaseStore(engine, holder="setup")
+    log = tmp_path / "holds.log"
+    worker = subprocess.Popen(
+        [
+            *("unshare", "--pid", "--fork", "--mount-proc", "--kill-child"),
+            *(sys.executable, "-m", "tests.resources.lease_worker", state_url, "run-pid-1"),
+            *("creator-a", "600", str(log), "30", "2.0", "0.1"),
+        ],
+        cwd=REPO_ROOT,
+    )
+    try:
+        wait_for(lambda: log.exists() and "start" in log.read_text(), "the worker's lease")
+        with engine.connect() as db:
+            row = db.execute(sa.select(leases)).one()
+        assert row.pid == 1 and row.pid_namespace != current_identity().pid_namespace
+        mine = LeaseStore(engine, holder="run-host", wait_s=0.0)
+        assert mine._try_acquire("creator-a") == "run-pid-1"  # alive in its namespace: kept
+    finally:
+        worker.send_signal(signal.SIGKILL)  # unshare --kill-child takes PID 1 with it
+        worker.wait(timeout=30)
+    # Renewals have stopped: the lease expires one TTL (2 s here, 180 s in production) later.
+    wait_for(lambda: mine._try_acquire("creator-a") is None, "the lease to expire")
