@@ -128,9 +128,10 @@ def check_rate_limit_url(url: str) -> None:
             "TIKTOK_RATE_LIMIT_URL is not a URL of a supported store (its value is not shown: it "
             f"may hold a password); expected {RATE_LIMIT_URL_FORM}"
         )
-    if backend.startswith("redis"):
-        return  # its reachability is the budget's to report, per request, as a transient error
-    check_database_url("TIKTOK_RATE_LIMIT_URL", url)
+    if backend == "sqlite":
+        check_database_url("TIKTOK_RATE_LIMIT_URL", url)
+    # Redis and PostgreSQL URLs go to their own clients (postgres:// included, which SQLAlchemy
+    # refuses); whether they answer is the budget's to report, per request, as a transient error.
 
 
 def setting_problems(environ: Mapping[str, str] = os.environ) -> list[str]:

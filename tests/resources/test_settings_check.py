@@ -64,6 +64,8 @@ def test_good_and_default_settings_have_no_problem(tmp_path):
         "TIKTOK_RATE_LIMIT_URL": "redis://127.0.0.1:6379/0",
     }
     assert setting_problems(good) == []
+    # the budget's PostgreSQL store takes libpq's postgres:// too, which SQLAlchemy would refuse
+    assert setting_problems({"TIKTOK_RATE_LIMIT_URL": "postgres://u@h/db"}) == []
 
 
 def damaged(path) -> None:
