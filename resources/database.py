@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.pool import NullPool
+
+from resources.redaction import redact_secrets
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WAL_SWITCH_ATTEMPTS = 20
@@ -71,3 +76,95 @@ def create_tables(metadata: MetaData, engine: Engine) -> None:
             if attempt == CREATE_ATTEMPTS:
                 raise
             time.sleep(0.05 * attempt)
+
+
+def add_missing_columns(engine: Engine, table: Table) -> list[str]:
+    """Add the nullable columns `table` has in code but not yet in the database; returns them.
+
+    For state tables that gained columns: a database written by an earlier version keeps its
+    rows, which read NULL in the new columns. Safe when several processes upgrade at once: a
+    column another process added between our look and our change is accepted.
+    """
+    present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+    added = []
+    for column in table.columns:
+        if column.name in present:
+            continue
+        if not column.nullable:
+            raise ValueError(f"{table.name}.{column.name}: only nullable columns can be added")
+        type_sql = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as db:
+                db.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {type_sql}'))
+            added.append(column.name)
+        except (OperationalError, ProgrammingError):
+            now = {c["name"] for c in inspect(engine).get_columns(table.name)}
+            if column.name not in now:
+                raise
+    return added
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+SERVER_CONNECT_TIMEOUT_S = 5  # a preflight that waits longer than this reads as a hang
+# What to do with a damaged SQLite file, per variable: what is lost differs.
+DAMAGED_ADVICE = {
+    "STATE_DATABASE_URL": "restore it from a backup, or move it aside and connect every "
+    "connection again (`tiktok-crm-sync connections connect NAME`): it holds their tokens",
+    "WAREHOUSE_URL": "restore it from a backup, or move it aside: the next sync writes a new one "
+    "(history before today is lost)",
+}
+
+
+def sqlite_file_problem(variable: str, url: str) -> str | None:
+    """One line when the SQLite file `url` names exists but is not a sound SQLite database."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return None
+    path = Path(database).expanduser().resolve()
+    if not path.is_file() or path.stat().st_size == 0:
+        return None  # SQLite creates it (an empty file is a new database)
+    advice = DAMAGED_ADVICE.get(variable, "restore it from a backup, or move it aside")
+    with path.open("rb") as file:
+        if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            return f"{path} ({variable}) is not a SQLite database: {advice}"
+    # The state database is small: check every page. A warehouse may be gigabytes: its schema
+    # pages only, which is what every statement reads first.
+    check = "PRAGMA quick_check(1)" if variable == "STATE_DATABASE_URL" else None
+    try:
+        with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            verdict = db.execute(check).fetchone()[0] if check else "ok"
+    except sqlite3.DatabaseError as err:
+        verdict = str(err)
+    if verdict != "ok":
+        verdict = " ".join(str(verdict).split())[:80]  # SQLite lists problems on several lines
+        return f"{path} ({variable}) is damaged ({verdict}): {advice}"
+    return None
+
+
+def server_problem(variable: str, url: str) -> str | None:
+    """One line when the database server `url` names cannot be reached or refuses us."""
+    parsed = make_url(url)
+    connect_args = {"connect_timeout": SERVER_CONNECT_TIMEOUT_S}
+    if parsed.get_backend_name() != "postgresql":
+        connect_args = {}
+    engine = create_engine(parsed, connect_args=connect_args, poolclass=NullPool)
+    try:
+        with engine.connect():
+            return None
+    except DBAPIError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
+        reason = redact_secrets(reason, [parsed.password or ""])[:160]
+        return (
+            f"{variable}={redact_url(url)}: cannot connect ({reason}); check its host, port, user "
+            "and password"
+        )
+    finally:
+        engine.dispose()
+
+
+def database_problem(variable: str, url: str) -> str | None:
+    """The one line that says why the database `url` cannot be used, or None when it can."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return sqlite_file_problem(variable, url)
+    return server_problem(variable, url)

@@ -88,3 +88,90 @@ def sync_batch_size(environ: Mapping[str, str] = os.environ) -> int:
             f"{MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE}), not {raw!r}"
         )
     return int(raw)
+
+
+# --- checked once, before any work (issue 18) -----------------------------------------------------
+
+DATABASE_URL_FORM = (
+    "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE or sqlite:////ABS/PATH.db"
+)
+RATE_LIMIT_URL_FORM = "sqlite:///PATH, redis://HOST:PORT/DB or postgresql+psycopg://USER@HOST/DB"
+RATE_LIMIT_BACKENDS = ("sqlite", "redis", "rediss", "postgresql", "postgres")
+DATABASE_VARIABLES = ("WAREHOUSE_URL", "STATE_DATABASE_URL")
+
+
+class SettingError(ValueError):
+    """A setting that cannot work: one line naming the variable and the form it expects.
+
+    Never quotes a value that may hold a password: a URL is shown with its password hidden, and
+    a value that is not a URL at all is not shown.
+    """
+
+
+def check_database_url(variable: str, url: str) -> None:
+    """Raise SettingError unless `url` is a SQLAlchemy URL whose dialect and driver are here."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SettingError(
+            f"{variable} is not a database URL (its value is not shown: it may hold a password); "
+            f"expected {DATABASE_URL_FORM}"
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise SettingError(
+            f"{variable}={shown}: {parsed.drivername!r} is not a database this project can use; "
+            f"expected {DATABASE_URL_FORM}"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        raise SettingError(
+            f"{variable}={shown}: its driver ({parsed.drivername}) is not installed; "
+            f"expected {DATABASE_URL_FORM}"
+        ) from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise SettingError(
+                f"{variable}={shown}: the folder {folder} does not exist; create it or point "
+                f"{variable} elsewhere ({DATABASE_URL_FORM})"
+            )
+
+
+def check_rate_limit_url(url: str) -> None:
+    """Raise SettingError unless TIKTOK_RATE_LIMIT_URL names a store the budget can use."""
+    backend = url.split(":", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+    if backend not in RATE_LIMIT_BACKENDS:
+        raise SettingError(
+            "TIKTOK_RATE_LIMIT_URL is not a URL of a supported store (its value is not shown: it "
+            f"may hold a password); expected {RATE_LIMIT_URL_FORM}"
+        )
+    if backend == "sqlite":
+        check_database_url("TIKTOK_RATE_LIMIT_URL", url)
+    # Redis and PostgreSQL URLs go to their own clients (postgres:// included, which SQLAlchemy
+    # refuses); whether they answer is the budget's to report, per request, as a transient error.
+
+
+def setting_problems(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """One line per configured URL that cannot work; empty when all can (defaults always can)."""
+    problems = []
+    demo = mode(environ) == MODE_DEMO  # the demo reads its own URLs, never the live ones
+    variables = (DEMO_WAREHOUSE_VARIABLE, DEMO_STATE_VARIABLE) if demo else DATABASE_VARIABLES
+    for variable in variables:
+        if environ.get(variable):
+            try:
+                check_database_url(variable, environ[variable])
+            except SettingError as err:
+                problems.append(str(err))
+    if environ.get("TIKTOK_RATE_LIMIT_URL"):
+        try:
+            check_rate_limit_url(environ["TIKTOK_RATE_LIMIT_URL"])
+        except SettingError as err:
+            problems.append(str(err))
+    return problems

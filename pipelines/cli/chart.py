@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from pipelines.cli.output import say
+from pipelines.cli.preflight import preflight
 from resources import settings
 from resources.database import make_engine
 from resources.warehouse import Warehouse
@@ -181,6 +182,8 @@ def synced_connections(wh: Warehouse) -> list[str]:
 def chart(metric: str, names: tuple[str, ...], demo: bool, out: Path | None) -> None:
     """Chart daily profile stats from the warehouse as SVG (after `demo --days 7`, say)."""
     environ = {**os.environ, "TIKTOK_CRM_SYNC_MODE": settings.MODE_DEMO} if demo else os.environ
+    if not demo:
+        preflight(state=False)
     wh = Warehouse(make_engine(settings.warehouse_url(environ)))
     if not wh.has_table(tables.PROFILE_STATS_DAILY):
         hint = "" if demo else "; the demo's history is charted with `chart --demo`"

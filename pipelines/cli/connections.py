@@ -17,8 +17,9 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from pipelines.cli.connect_checks import connect_problems
 from pipelines.cli.output import say, stdout_console
-from pipelines.cli.preflight import connect_problems
+from pipelines.cli.preflight import preflight
 from resources import settings
 from resources.audit import KEY_ROTATED, AuditLog
 from resources.connections import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
@@ -55,6 +56,7 @@ _USER_ERRORS = (
 
 
 def _store() -> ConnectionStore:
+    preflight(warehouse=False)
     return ConnectionStore(make_engine(settings.state_database_url()))
 
 

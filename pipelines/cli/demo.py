@@ -19,6 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from pipelines.cli.output import console, failure_lines, say
+from pipelines.cli.preflight import preflight
 from pipelines.instance_home import PROJECT_YAML
 from resources import settings
 from resources.database import make_engine, redact_url
@@ -64,6 +65,7 @@ def demo(count: int, videos: int, seed: int, days: int, reset: bool) -> None:
         demo_mode.prepare_environment()
     except demo_mode.DemoRefused as err:
         raise click.ClickException(str(err)) from None
+    preflight()
     console.print("[bold yellow]DEMO MODE[/]: simulated TikTok accounts, nothing leaves 127.0.0.1")
 
     import dagster as dg

@@ -1,93 +1,45 @@
-"""What `connections connect` and `reconnect` check before sending anyone to TikTok.
+"""Settings checked before any command does work: one line per problem, never a traceback.
 
-A user who approves at TikTok and only then learns that the token key is missing has to do the
-whole authorization again; every problem found here is reported at once, each with its fix.
+`WAREHOUSE_URL`, `STATE_DATABASE_URL` and `TIKTOK_RATE_LIMIT_URL` are checked for their form
+(and driver), then the databases the command will use are opened once: a SQLite file that is not
+a database, or is damaged, is named with what to do; a server that refuses us says why. Without
+this, a bad URL surfaced as a Dagster step failure per connection, the cause deep in a traceback.
 """
 
 from __future__ import annotations
 
-import errno
-import socket
-from collections.abc import Callable
-from urllib.parse import urlsplit
+import os
+from collections.abc import Mapping
 
-from sqlalchemy import false, update
+import click
 
 from resources import settings
-from resources.connection_table import connections_table
-from resources.connections import ConnectionStore, validate_name
-from resources.crypto import cipher_from_environment
-from resources.database import make_engine
-from resources.oauth_flow import LISTEN_HOST
-from resources.tiktok.apps import MissingSecret, load_app
-
-Check = Callable[[], str | None]  # a problem with its fix, or None
+from resources.database import database_problem
 
 
-def port_problem(port: int, host: str = LISTEN_HOST) -> str | None:
-    """The callback listener must be able to bind; a busy port is found before TikTok is."""
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as err:
-            busy = err.errno == errno.EADDRINUSE
-            why = "is in use by another program" if busy else f"cannot be opened ({err.strerror})"
-            return f"callback port {port} {why}: free it or pass --port with another one"
-    return None
-
-
-def _token_key() -> str | None:
-    try:
-        cipher_from_environment()
-    except MissingSecret as err:  # TokenKeyError: missing or malformed, with how to make one
-        return str(err)
-    return None
-
-
-def _app(app: str) -> Check:
-    def check() -> str | None:
-        try:
-            load_app(app)
-        except MissingSecret as err:
-            return str(err)
-        return None
-
-    return check
-
-
-def _name(name: str, reconnect: bool) -> Check:
-    def check() -> str | None:
-        try:
-            validate_name(name)
-            store = ConnectionStore(make_engine(settings.state_database_url()))
-            exists = name in {connection.name for connection in store.list()}
-            with store.engine.connect() as db:  # a write that changes nothing, rolled back
-                db.execute(update(connections_table).where(false()).values(name="-"))
-                db.rollback()
-        except ValueError as err:
-            return str(err)
-        except Exception as err:  # the state database: unreachable, read-only, corrupt
-            return f"the state database cannot be opened for writing ({type(err).__name__}: {err})"
-        if exists and not reconnect:
-            return (
-                f"connection {name!r} already exists: authorize it again with "
-                f"`tiktok-crm-sync connections reconnect {name}`"
-            )
-        if not exists and reconnect:
-            return f"no connection named {name!r}: add it with `connections connect {name}`"
-        return None
-
-    return check
-
-
-def connect_problems(
-    name: str, app: str, *, reconnect: bool, port: int, redirect_uri: str | None, headless: bool
+def problems(
+    environ: Mapping[str, str] = os.environ, *, warehouse: bool = True, state: bool = True
 ) -> list[str]:
-    """Every problem that would make the authorization useless, in the order to fix them."""
-    checks: list[Check] = [_token_key, _app(app), _name(name, reconnect)]
-    listens = not headless and (
-        redirect_uri is None or urlsplit(redirect_uri).hostname in (LISTEN_HOST, "localhost")
-    )
-    if listens:
-        checks.append(lambda: port_problem(port))
-    return [problem for check in checks if (problem := check()) is not None]
+    """Every reason the configured settings cannot work, one line each; [] when they can."""
+    found = settings.setting_problems(environ)
+    if found:
+        return found  # opening a URL of the wrong form would only repeat it
+    urls = []
+    if state:
+        urls.append(("STATE_DATABASE_URL", settings.state_database_url(environ)))
+    if warehouse:
+        urls.append(("WAREHOUSE_URL", settings.warehouse_url(environ)))
+    return [line for variable, url in urls if (line := database_problem(variable, url))]
+
+
+_checked: set[tuple[bool, bool]] = set()  # once per process, however many stores a command opens
+
+
+def preflight(*, warehouse: bool = True, state: bool = True) -> None:
+    """Stop the command with the problems (exit status 1) before it starts any work."""
+    if (warehouse, state) in _checked:
+        return
+    found = problems(warehouse=warehouse, state=state)
+    if found:
+        raise click.ClickException("\n".join(found))
+    _checked.add((warehouse, state))

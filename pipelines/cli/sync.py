@@ -8,6 +8,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines.cli.output import console, failure_lines, say, stdout_console
+from pipelines.cli.preflight import preflight
 from resources import settings
 from resources.database import make_engine
 
@@ -33,6 +34,7 @@ def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
         use_project_instance()
     except InstanceNotConfigured as err:
         raise click.ClickException(str(err)) from None
+    preflight()
     store = ConnectionStore(make_engine(settings.state_database_url()))
     known = {connection.name: connection for connection in store.list()}
     if all_active:

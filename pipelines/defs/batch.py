@@ -54,6 +54,10 @@ def batch_failure(total: int, failed: Mapping[str, BaseException]) -> dg.Failure
         description=description,
         metadata={
             "failed_connections": ", ".join(failed),
+            # Failed for a reason a later try may not meet (a blip): the catch-up pass's list.
+            "retryable_connections": ", ".join(
+                name for name, e in failed.items() if isinstance(e, dg.Failure) and e.allow_retries
+            ),
             "connections_failed": len(failed),
             "connections_in_run": total,
             "failures": dg.MetadataValue.md(f"| connection | failure |\n|---|---|\n{lines}"),

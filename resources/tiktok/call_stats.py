@@ -45,8 +45,8 @@ class CallStats(BaseCallStats):
         return self.requests_by_endpoint
 
     def admitted(self, admission: Admission) -> None:
+        # Not a request yet: it is counted when sent (`count_request`), after the token check.
         with self._lock:
-            self.requests_by_endpoint[admission.endpoint] += 1
             if admission.waited_s > 0:
                 self.budget_waits_by_endpoint[admission.endpoint] += 1
                 self.budget_wait_s_by_endpoint[admission.endpoint] += admission.waited_s

@@ -233,7 +233,6 @@ class TikTokClient:
 
     def _admit(self, request: _Request) -> Admission | None:
         if self._budget is None:
-            self.stats.count_request(request.endpoint)
             return None
         try:
             admission = self._budget.admit(request.endpoint)
@@ -250,6 +249,9 @@ class TikTokClient:
         admission = self._admit(request)
         token = request.token = self._token_call(endpoint, self._tokens.access_token)
         headers = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
+        # Counted here, at the send: an attempt stopped earlier (no token, the budget's store
+        # down) never reached TikTok, and the summary reports what TikTok saw.
+        self.stats.count_request(endpoint)
 
         def transient(failure: str) -> TransientError:
             return TransientError(f"{endpoint}: {failure}", endpoint=endpoint)

@@ -6,11 +6,12 @@ Every class maps to one retry policy, so callers decide on the class, never on m
 |--------------------|---------------------------------------------------|-------------------------|
 | rate_limited       | 429 `rate_limit_exceeded`                         | budget cut, backoff,    |
 |                    |                                                   | fail after the patience |
-| transient          | transport error, timeout, 5xx, `internal_error`   | jittered backoff, fail  |
+| transient          | transport error, timeout, 5xx, `internal_error`,  | jittered backoff, fail  |
+|                    | a body that is not JSON (cut or garbled)          |                         |
 | auth_expired       | 401 `access_token_invalid`                        | refresh once, repeat    |
 | needs_reconnect    | `invalid_grant` on refresh, revoked grant         | never; user reconnects  |
 | scope_missing      | `scope_not_authorized`, `scope_permission_missed` | never; columns empty    |
-| contract_violation | malformed JSON, missing envelope, wrong types     | never; names the field  |
+| contract_violation | JSON without the envelope, wrong types            | never; names the field  |
 | permanent          | any other error code, e.g. `invalid_params`       | never                   |
 
 A circuit that opened after repeated transient answers raises `CircuitOpen`, whose kind is the kind

@@ -140,9 +140,12 @@ class OAuthClient:
         try:
             body = json.loads(response.content)
         except ValueError:
-            kind = TransientError if response.status_code >= 500 else ContractViolation
-            raise kind(
-                f"{endpoint}: answer is not JSON (HTTP {response.status_code})",
+            # Cut or garbled on the way, whatever the status: the token call is retried (bounded)
+            # like any blip. If TikTok had already rotated the refresh token, the retry is refused
+            # with invalid_grant, which is the truth: the grant we hold no longer works.
+            raise TransientError(
+                f"{endpoint}: answer is not JSON (HTTP {response.status_code}); it was cut or "
+                "garbled on the way",
                 endpoint=endpoint,
                 status=response.status_code,
             ) from None

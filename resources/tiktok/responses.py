@@ -1,7 +1,9 @@
 """Turn one Display API HTTP response into data or a typed error: a small pure function.
 
 TikTok's `error.code` decides, not the HTTP status alone (tiktok-api.md sections 6 and 11); the
-status only breaks ties for bodies that are not JSON. Whether error bodies carry a `data` key is
+status only breaks ties for bodies that are not JSON. A body that is not JSON at all (cut off,
+garbled) is transient whatever the status: retried, bounded; valid JSON outside the contract is a
+`ContractViolation`, never retried. Whether error bodies carry a `data` key is
 unconfirmed (section 12.5), so it is never required on errors.
 """
 
@@ -57,9 +59,11 @@ def classify_response(response: httpx.Response, endpoint: str) -> dict[str, Any]
             raise TransientError(
                 f"HTTP {status} without a JSON body", endpoint=endpoint, status=status
             ) from err
-        raise ContractViolation(
+        # A 2xx body that does not parse was cut on the way (a proxy, a reset mid-body) far more
+        # often than TikTok changed its contract: retried like any blip, bounded the same way.
+        raise TransientError(
             f"{endpoint}: response body is not valid JSON (HTTP {status}, "
-            f"{len(response.content)} bytes); TikTok's contract changed or the body was cut",
+            f"{len(response.content)} bytes); the answer was cut or garbled on the way",
             endpoint=endpoint,
             status=status,
         ) from err

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resources.tiktok.errors import ContractViolation, TikTokError
+from resources.tiktok.errors import ContractViolation, TikTokError, TransientError
 from resources.tiktok.models import (
     TikTokUser,
     TikTokVideo,
@@ -143,9 +143,14 @@ def _ok(data: Any) -> bytes:
     ],
 )
 def test_bodies_the_decoder_cannot_take(content: bytes, message: str) -> None:
-    with pytest.raises(ContractViolation, match=message) as caught:
+    with pytest.raises(TikTokError, match=message) as caught:
         classify_response(httpx.Response(200, content=content), "video_list")
     assert len(caught.value.message) < MAX_MESSAGE_CHARS
+    # A body that does not decode was cut or garbled on the way: retried (bounded) like a blip;
+    # a decodable body outside the contract is never retried.
+    undecodable = message == "not valid JSON"
+    assert caught.value.retryable is undecodable
+    assert isinstance(caught.value, TransientError if undecodable else ContractViolation)
 
 
 @pytest.mark.parametrize(

@@ -116,8 +116,6 @@ def test_an_endpoint_that_keeps_failing_opens_the_circuit_and_fails_alone(
 @pytest.mark.parametrize(
     ("fault", "field"),
     [
-        ("truncated_json", "not valid JSON"),
-        ("malformed_json", "not valid JSON"),
         ("missing_envelope", "no `error` envelope"),
         ("wrong_types", "data."),  # names the mistyped field
     ],
@@ -134,6 +132,17 @@ def test_contract_violations_fail_with_the_field_and_store_nothing(
     assert field in failure_description(result)
     assert "log id" in meta["what_to_do"]
     assert stored_videos(harness) == 0
+
+
+@pytest.mark.parametrize("fault", ["truncated_json", "malformed_json"])
+def test_an_answer_cut_or_garbled_on_the_way_is_retried_and_the_connection_completes(
+    simulator, harness, fault
+):
+    simulator.inject("video_list", fault, 1)
+    result = run(harness)
+    assert result.success, failure_description(result)
+    assert metadata(result, "tiktok_videos")["api_retries"] == 1
+    assert stored_videos(harness) == simulator.accounts[0].video_count
 
 
 def test_a_token_rejected_mid_run_is_refreshed_once_and_the_page_resumed(simulator, harness):

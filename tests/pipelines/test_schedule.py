@@ -4,10 +4,14 @@ Each test builds the schedule's context on a test instance with the project's st
 (connections registered through the simulator's OAuth) and reads back the run requests, as the
 daemon would launch them. Runs "already launched today" are added to the instance with the tags
 the schedule gives its runs.
+
+The catch-up pass is evaluated after real runs of the sync on the simulator (a connection whose
+TikTok answers 500 until its circuit opens, one whose answers break the contract), so it reads
+the failure metadata those runs really wrote.
 """
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -16,8 +20,10 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+import pipelines.defs.sync.catch_up as catch_up
 from pipelines.definitions import defs
-from pipelines.defs.sync.schedules import SCHEDULE_NAME, SYNC_DAY_TAG
+from pipelines.defs.sync.catch_up import CATCH_UP_TAG, MAX_CATCH_UP_RUNS, catch_up_requests
+from pipelines.defs.sync.schedules import SCHEDULE_NAME, SYNC_DAY_TAG, day_run_tags
 from services.policy import (
     FULL,
     INCREMENTAL,
@@ -178,3 +184,90 @@ def test_request_estimate_and_the_advice_when_a_day_is_not_enough():
     huge = estimate_requests([ConnectionSize(10_000_000)] * 3, FULL, {**limits, "video_list": 100})
     assert not huge.fits_a_day
     assert "TIKTOK_SYNC_MODE=incremental" in huge.advice()
+
+
+DAY = "2026-11-22"
+LATER = float("inf")  # long after every failure: only the rules, not the delay, decide
+
+
+def run_day(harness, request_or_range, day: str = DAY) -> dg.ExecuteInProcessResult:
+    """One run of the day, as the daemon launches a schedule's or the sensor's request."""
+    if isinstance(request_or_range, dg.RunRequest):
+        tags = request_or_range.tags
+    else:
+        tags = day_run_tags(*request_or_range, day)
+    return dg.materialize(
+        harness.assets,
+        resources=harness.resources,
+        instance=harness.instance,
+        tags=tags,
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture
+def day_harness(harness):
+    """The harness on a test instance (as the other tests here use), live for the whole test."""
+    with dg.instance_for_test() as instance:
+        harness.instance = instance
+        yield harness
+
+
+def fail_day(harness, simulator, blip_answers: int, day: str = DAY):
+    """The day's scheduled run: b-two meets `blip_answers` 500s (5 open its circuit: the run
+    fails, and the answers after those are fine), c-three a broken contract."""
+    harness.instance.add_dynamic_partitions(
+        "tiktok_connection", ["a-one", "b-two", "c-three", "d-four"]
+    )
+    simulator.inject("user_info", "server_error", blip_answers, account=1)
+    simulator.inject("user_info", "missing_envelope", 100, account=2)
+    assert not run_day(harness, ("a-one", "d-four"), day).success
+    return harness, harness.store.names()
+
+
+def test_only_a_connection_lost_to_a_blip_is_caught_up_and_only_until_it_succeeds(
+    day_harness, simulator
+):
+    harness, active = fail_day(day_harness, simulator, blip_answers=5)
+    requests = catch_up_requests(harness.instance, DAY, active, LATER)
+    # Not a-one and d-four (synced), not c-three (a retry cannot fix a broken contract).
+    assert ranges(requests) == [("b-two", "b-two")]
+    assert requests[0].tags[CATCH_UP_TAG] == "1" and requests[0].tags[SYNC_DAY_TAG] == DAY
+    # Another day's runs say nothing about this one.
+    assert catch_up_requests(harness.instance, "2026-11-23", active, LATER) == []
+    assert run_day(harness, requests[0]).success
+    assert catch_up_requests(harness.instance, DAY, active, LATER) == []  # synced: never again
+
+
+def test_a_connection_that_keeps_failing_is_caught_up_a_bounded_number_of_times(harness, simulator):
+    harness, active = fail_day(harness, simulator, blip_answers=1000)
+    attempts = []
+    while requests := catch_up_requests(harness.instance, DAY, active, LATER):
+        assert ranges(requests) == [("b-two", "b-two")]  # a single-connection run failed too
+        attempts.append(requests[0].tags[CATCH_UP_TAG])
+        assert not run_day(harness, requests[0]).success
+        assert len(attempts) <= MAX_CATCH_UP_RUNS, attempts
+    assert attempts == [str(n) for n in range(1, MAX_CATCH_UP_RUNS + 1)]
+
+
+def test_the_sensor_catches_up_today_after_the_delay_and_never_beside_a_run_in_flight(
+    day_harness, simulator, monkeypatch
+):
+    today = datetime.now(UTC).strftime("%Y-%m-%d")  # the sensor's day (SYNC_TIMEZONE is UTC)
+    harness, active = fail_day(day_harness, simulator, blip_answers=1000, day=today)
+    (failed,) = harness.instance.get_run_records()
+    assert failed.end_time is not None
+    assert catch_up_requests(harness.instance, today, active, failed.end_time + 60) == []  # soon
+    sensor = defs().resolve_sensor_def("tiktok_daily_sync_catch_up")
+
+    def evaluate() -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=harness.instance, resources={"state_db": harness.resources["state_db"]}
+        )
+        return sensor(context)
+
+    monkeypatch.setattr(catch_up, "CATCH_UP_AFTER_S", 0)  # as if half an hour had passed
+    assert ranges(evaluate().run_requests) == [("b-two", "b-two")]
+    # The daemon launched it and it is still going: no second one beside it.
+    launched(harness.instance, [dg.RunRequest(tags=day_run_tags("b-two", "b-two", today))])
+    assert evaluate().skip_reason is not None

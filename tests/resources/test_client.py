@@ -74,6 +74,8 @@ def make_client(answers: list, tokens: FakeTokens | None = None, **kwargs):
         if isinstance(answer, Exception):
             raise answer
         status, body = answer
+        if isinstance(body, bytes):  # raw bytes: a body cut off or garbled on the way
+            return httpx.Response(status, content=body)
         return httpx.Response(status, json=body)
 
     clock = FakeClock()
@@ -400,6 +402,7 @@ def test_call_stats_stay_exact_when_threads_count_and_read_at_once():
     def count() -> None:
         for _ in range(2_000):
             stats.admitted(admission)
+            stats.count_request("video_list")
             stats.add("retries_by_endpoint", "video_list")
 
     threads = [threading.Thread(target=count) for _ in range(8)]
@@ -410,3 +413,42 @@ def test_call_stats_stay_exact_when_threads_count_and_read_at_once():
     meta = stats.as_metadata()
     assert (meta["api_requests"], meta["api_retries"], meta["budget_waits"]) == (16_000,) * 3
     assert meta["rate_limit_learned"] == "video_list=150"
+
+
+TRUNCATED_USER = b'{"data": {"user": {"open_id": "-000abc", "display_na'
+
+
+@pytest.mark.parametrize("cut", [TRUNCATED_USER, b"<html>upstream reset</html>", b""])
+def test_a_truncated_or_garbled_200_is_retried_and_the_call_completes(cut):
+    client, seen, sleeps = make_client([(200, cut), (200, cut), (200, USER_OK)])
+    assert client.get_user(["open_id"]).open_id == "-000abc"
+    assert len(seen) == 3 and len(sleeps) == 2
+    assert client.stats.retries == 2
+
+
+def test_a_body_that_never_parses_fails_as_transient_after_max_attempts():
+    client, seen, _ = make_client([(200, TRUNCATED_USER)] * 3, max_attempts=3)
+    with pytest.raises(TransientError, match="not valid JSON") as caught:
+        client.get_user(["open_id"])
+    assert len(seen) == 3  # bounded
+    assert caught.value.kind == "transient"
+
+
+class NoTokens(FakeTokens):
+    """The app's key is unset: no token can be had, so no request may leave."""
+
+    def access_token(self) -> str:
+        raise PermanentError("TIKTOK_CLIENT_KEY is not set", endpoint="oauth_token")
+
+
+def test_requests_are_counted_when_sent_so_no_token_reports_zero_calls():
+    budget = DownBudget(failures=0)
+    client, seen, _ = make_client([], tokens=NoTokens(), budget=budget)
+    with pytest.raises(PermanentError):
+        client.get_user(["open_id"])
+    assert seen == []  # TikTok saw nothing ...
+    assert client.stats.as_metadata()["api_requests"] == 0  # ... and the summary says so
+    client, seen, _ = make_client([(200, USER_OK)], budget=DownBudget(failures=2))
+    client.get_user(["open_id"])
+    # Two admissions failed (the store was down) before one request was sent.
+    assert len(seen) == client.stats.as_metadata()["api_requests"] == 1

@@ -210,6 +210,7 @@ def test_crm_stats_count_under_the_service_and_keep_their_attributes_and_keys():
 def test_tiktok_stats_add_budget_waits_to_the_seconds_waited():
     stats = TikTokCallStats()
     stats.admitted(Admission("video_list", 2.0, 0.0, 600, 600))
+    stats.count_request("video_list")  # admitted, then sent
     stats.count_retry("video_list", 1.0)
     meta = stats.as_metadata()
     assert stats.requests == {"video_list": 1}

@@ -3,12 +3,14 @@
 A connection is synced at most once per scheduled day, however often the schedule ticks
 (SYNC_CRON may tick hourly): each tick launches runs only for the active connections that no
 run of this schedule covered yet that day, so a connection registered at noon is synced by the
-next tick, and nothing else is synced twice. Before launching, the tick estimates the TikTok
-requests the fleet needs (stored video counts, the sync policy) and warns when a day's budget
-cannot cover them, saying what to change.
+next tick, and nothing else is synced twice. A connection that failed for a transient reason is
+tried again later that day by the catch-up sensor (`catch_up.py`), which reads the same day tag.
+Before launching, the tick estimates the TikTok requests the fleet needs (stored video counts,
+the sync policy) and warns when a day's budget cannot cover them, saying what to change.
 """
 
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -30,6 +32,22 @@ from services.quality_queries import connection_sizes
 DEFAULT_CRON = "0 6 * * *"
 SYNC_DAY_TAG = "tiktok_crm_sync/sync_day"
 SCHEDULE_NAME = "tiktok_daily_sync_schedule"
+SYNC_TIMEZONE = os.environ.get("SYNC_TIMEZONE") or "UTC"
+
+
+def run_range(tags: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The first and last connection partition of a run (a single-partition run: that one)."""
+    first = tags.get(ASSET_PARTITION_RANGE_START_TAG) or tags.get("dagster/partition")
+    return first, tags.get(ASSET_PARTITION_RANGE_END_TAG) or first
+
+
+def day_run_tags(first: str, last: str, day: str) -> dict[str, str]:
+    """The tags of a run of the scheduled day `day` over partitions `first` to `last`."""
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: first,
+        ASSET_PARTITION_RANGE_END_TAG: last,
+        SYNC_DAY_TAG: day,
+    }
 
 
 def covered_today(instance: dg.DagsterInstance, day: str, ordered: list[str]) -> set[str]:
@@ -40,9 +58,7 @@ def covered_today(instance: dg.DagsterInstance, day: str, ordered: list[str]) ->
     position = {name: index for index, name in enumerate(ordered)}
     covered: set[str] = set()
     for record in records:
-        tags = record.dagster_run.tags
-        first = tags.get(ASSET_PARTITION_RANGE_START_TAG) or tags.get("dagster/partition")
-        last = tags.get(ASSET_PARTITION_RANGE_END_TAG) or first
+        first, last = run_range(record.dagster_run.tags)
         if first in position and last in position:
             covered.update(ordered[position[first] : position[last] + 1])
     return covered
@@ -52,7 +68,7 @@ def covered_today(instance: dg.DagsterInstance, day: str, ordered: list[str]) ->
     name=SCHEDULE_NAME,
     job=tiktok_daily_sync,
     cron_schedule=os.environ.get("SYNC_CRON") or DEFAULT_CRON,
-    execution_timezone=os.environ.get("SYNC_TIMEZONE") or "UTC",
+    execution_timezone=SYNC_TIMEZONE,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def tiktok_daily_sync_schedule(
@@ -77,14 +93,7 @@ def tiktok_daily_sync_schedule(
         return dg.SkipReason(f"every active connection ({len(active)}) is already synced on {day}")
     _warn_if_over_budget(context, warehouse, todo)
     return [
-        dg.RunRequest(
-            run_key=f"{day}:{first}:{last}",
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: first,
-                ASSET_PARTITION_RANGE_END_TAG: last,
-                SYNC_DAY_TAG: day,
-            },
-        )
+        dg.RunRequest(run_key=f"{day}:{first}:{last}", tags=day_run_tags(first, last, day))
         for first, last in partition_ranges(ordered, todo, sync_batch_size())
     ]
 
