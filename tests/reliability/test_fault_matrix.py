@@ -162,7 +162,10 @@ def clean(simulator, tmp_path) -> dict[str, Stored]:
 
 def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict | None:
     events = materializations(result, asset)
-    return {k: v.value for k, v in events[-1].metadata.items()} if events else None
+    if not events:
+        return None
+    found = {k: v.value for k, v in events[-1].metadata.items()}
+    return found | found.get("api_calls", {})  # the call counters' table, read as plain keys
 
 
 def failure(result: dg.ExecuteInProcessResult, asset: str) -> tuple[str, dict] | None:

@@ -105,6 +105,27 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
             metadata={"dagster/column_schema": column_schema(tables.VIDEO_COLUMNS)},
             **common,
         ),
+        # The daily snapshots dashboards read: written with their source in one transaction,
+        # assets of their own so a dbt model or another asset can depend on them.
+        dg.AssetSpec(
+            tables.PROFILE_STATS_DAILY,
+            deps=[PROFILE_ASSET],
+            group_name="tiktok",
+            kinds={"python", "sql"},
+            description="One row per connection and day: the profile's follower, following, "
+            "like and video counts. Each materialization charts its connection's last days.",
+            metadata={"dagster/column_schema": column_schema(tables.PROFILE_STATS_COLUMNS)},
+            **common,
+        ),
+        dg.AssetSpec(
+            tables.VIDEO_METRICS_DAILY,
+            deps=[VIDEOS_ASSET],
+            group_name="tiktok",
+            kinds={"python", "sql"},
+            description="One row per video and day: its like, comment, share and view counts.",
+            metadata={"dagster/column_schema": column_schema(tables.VIDEO_METRICS_COLUMNS)},
+            **common,
+        ),
     ]
     specs += [
         dg.AssetSpec(
@@ -179,8 +200,9 @@ def build_sync_assets(warehouse: list[Mapping], pushes: list[Mapping]) -> dg.Ass
         plan = SyncPlan(
             load_id=context.run.run_id,
             now=_sync_now(config),
-            profile=PROFILE_ASSET in selected,
-            videos=VIDEOS_ASSET in selected,
+            # A snapshot is written with its source table, from the same answer of TikTok.
+            profile=bool({PROFILE_ASSET, tables.PROFILE_STATS_DAILY} & selected),
+            videos=bool({VIDEOS_ASSET, tables.VIDEO_METRICS_DAILY} & selected),
             mappings=tuple(m for m in warehouse_maps if crm_keys[m.target.object] in selected),
             pushes=tuple(m for m in push_maps if m.name in selected),
             checks=frozenset(key.name for key in context.selected_asset_check_keys),
