@@ -22,7 +22,8 @@ TREND_FIELDS = (
     ("likes_count", "likes"),
     ("video_count", "videos"),
 )
-_PANEL_W, _PANEL_H, _PAD = 220, 90, 28
+_PANEL_W, _PANEL_H, _PAD = 260, 90, 28
+_LEFT = 70  # room for a y label such as 11,432,288 left of each panel's line
 _COLOUR = "#4f43dd"
 
 
@@ -37,16 +38,16 @@ def _points(rows: Sequence[dict[str, Any]], field: str) -> list[tuple[int, int]]
 
 def _panel(rows: Sequence[dict[str, Any]], field: str, label: str, left: int) -> list[str]:
     points = _points(rows, field)
-    title_x = left + _PANEL_W / 2
+    title_x = left + (_LEFT + _PANEL_W - _PAD) / 2
     parts = [f'<text x="{title_x}" y="14" text-anchor="middle" font-weight="bold">{label}</text>']
     if not points:
         return [*parts, f'<text x="{title_x}" y="55" text-anchor="middle">not granted</text>']
     low, high = min(v for _, v in points), max(v for _, v in points)
     span_x, span_y = max(1, len(rows) - 1), max(1, high - low)
-    inner_w, inner_h = _PANEL_W - 2 * _PAD, _PANEL_H - 2 * _PAD
+    inner_w, inner_h = _PANEL_W - _LEFT - _PAD, _PANEL_H - 2 * _PAD
 
     def xy(index: int, value: int) -> str:
-        x = left + _PAD + index * inner_w / span_x
+        x = left + _LEFT + index * inner_w / span_x
         y = _PAD + 4 + (high - value) * inner_h / span_y
         return f"{x:.1f},{y:.1f}"
 
@@ -54,8 +55,8 @@ def _panel(rows: Sequence[dict[str, Any]], field: str, label: str, left: int) ->
     change = points[-1][1] - points[0][1]
     parts += [
         f'<polyline fill="none" stroke="{_COLOUR}" stroke-width="2" points="{line}"/>',
-        f'<text x="{left + _PAD - 4}" y="{_PAD + 8}" text-anchor="end">{high:,}</text>',
-        f'<text x="{left + _PAD - 4}" y="{_PANEL_H - _PAD + 4}" text-anchor="end">{low:,}</text>',
+        f'<text x="{left + _LEFT - 4}" y="{_PAD + 8}" text-anchor="end">{high:,}</text>',
+        f'<text x="{left + _LEFT - 4}" y="{_PANEL_H - _PAD + 4}" text-anchor="end">{low:,}</text>',
         f'<text x="{title_x}" y="{_PANEL_H - 6}" text-anchor="middle">{change:+,} in '
         f"{len(rows)} days</text>",
     ]

@@ -45,7 +45,9 @@ from transforms import Mapping
 
 TIKTOK_POOL = "tiktok_api"  # steps that call TikTok share one concurrency pool (dagster.yaml)
 SYNC_ASSET = "connection_sync"
-PUSH_GROUP = "crm_push"
+# One group for every asset of the sync: Dagster's lineage collapses groups into boxes when there
+# are several, and one group opens showing every table and push with its dependencies.
+SYNC_GROUP = "tiktok_crm_sync"
 
 
 class SyncConfig(dg.Config):
@@ -89,7 +91,7 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
     specs = [
         dg.AssetSpec(
             PROFILE_ASSET,
-            group_name="tiktok",
+            group_name=SYNC_GROUP,
             kinds={"python", "sql"},
             description="A connection's TikTok profile with today's follower, like and video "
             "counts (and their daily history).",
@@ -98,7 +100,7 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
         ),
         dg.AssetSpec(
             VIDEOS_ASSET,
-            group_name="tiktok",
+            group_name=SYNC_GROUP,
             kinds={"python", "sql"},
             description="Every published video of a connection with its current metrics (and "
             "daily history); deleted videos are marked, never removed.",
@@ -110,7 +112,7 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
         dg.AssetSpec(
             tables.PROFILE_STATS_DAILY,
             deps=[PROFILE_ASSET],
-            group_name="tiktok",
+            group_name=SYNC_GROUP,
             kinds={"python", "sql"},
             description="One row per connection and day: the profile's follower, following, "
             "like and video counts. Each materialization charts its connection's last days.",
@@ -120,7 +122,7 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
         dg.AssetSpec(
             tables.VIDEO_METRICS_DAILY,
             deps=[VIDEOS_ASSET],
-            group_name="tiktok",
+            group_name=SYNC_GROUP,
             kinds={"python", "sql"},
             description="One row per video and day: its like, comment, share and view counts.",
             metadata={"dagster/column_schema": column_schema(tables.VIDEO_METRICS_COLUMNS)},
@@ -131,7 +133,7 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
         dg.AssetSpec(
             _crm_asset_name(mapping),
             deps=[SOURCE_ASSETS[mapping.source]],
-            group_name="crm",
+            group_name=SYNC_GROUP,
             kinds={"python", "sql"},
             description=f"CRM records mapped by {mapping.name}.yaml from "
             f"{SOURCE_ASSETS[mapping.source]}.",
@@ -143,7 +145,7 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
         dg.AssetSpec(
             mapping.name,
             deps=[SOURCE_ASSETS[mapping.source]],
-            group_name=PUSH_GROUP,
+            group_name=SYNC_GROUP,
             kinds={"python", mapping.target.kind},
             description=f"{mapping.target.kind} {mapping.target.object} records as last pushed "
             f"by {mapping.name}.yaml, keyed by {check_push_mapping(mapping)}.",
@@ -300,7 +302,7 @@ def sync_assets() -> dg.Definitions:
         jobs.append(
             dg.define_asset_job(
                 name="crm_push",
-                selection=dg.AssetSelection.groups(PUSH_GROUP),
+                selection=dg.AssetSelection.assets(*(mapping.name for mapping in pushes)),
                 partitions_def=connection_partitions,
                 executor_def=dg.in_process_executor,
                 description="Push the connections' changed records to the configured CRMs.",
