@@ -39,7 +39,7 @@ from services.outcome import (
 # The keys of a TikTok client's call counters (`CallStats.as_metadata`, their one home). Nearly
 # always zero, they are shown as one table: as numbers Dagster would draw a flat plot of each.
 CALL_COUNTERS = frozenset(CallStats().as_metadata())
-CALLS_KEY = "api_calls"
+CALLS_KEY = "api_call_stats"
 
 
 def describe(error: BaseException) -> str:
@@ -66,7 +66,7 @@ def batch_failure(total: int, failed: Mapping[str, BaseException]) -> dg.Failure
 
 def dagster_metadata(metadata: Metadata) -> dict[str, Any]:
     """Dagster metadata of a service's plain values: the call counters folded into one table
-    (`api_calls`), the marked values shown as markdown, JSON or a timestamp."""
+    (`api_call_stats`), the marked values shown as markdown, JSON or a timestamp."""
     converted: dict[str, Any] = {}
     calls = {key: value for key, value in metadata.items() if key in CALL_COUNTERS}
     for key, value in metadata.items():
