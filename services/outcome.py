@@ -1,7 +1,8 @@
 """What the sync of one connection reports: metadata per asset, check outcomes, log lines.
 
-Plain values only, so the layer stays free of Dagster; `Markdown` and `Json` mark the two kinds
-of value the Dagster layer shows specially (`pipelines.defs.sync.events` converts them).
+Plain values only, so the layer stays free of Dagster; `Markdown`, `Json` and `Timestamp` mark the
+kinds of value the Dagster layer shows specially (`pipelines.defs.batch.dagster_metadata`
+converts them).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ class Markdown:
 @dataclass(frozen=True)
 class Json:
     value: Any
+
+
+@dataclass(frozen=True)
+class Timestamp:
+    """A moment (seconds since the epoch, UTC), shown as a date and time, not a number."""
+
+    epoch_s: float
 
 
 @dataclass(frozen=True)

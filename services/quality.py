@@ -16,7 +16,7 @@ from resources.warehouse import Warehouse
 from services import quality_queries as queries
 from services import tables
 from services.freshness import FRESHNESS_HOURS, LIST_HINT, age_text, is_stale
-from services.outcome import CheckOutcome
+from services.outcome import CheckOutcome, Timestamp
 
 PROFILE, VIDEOS = "tiktok_profile", "tiktok_videos"
 VIDEOS_KEYS = "videos_keys_unique_and_complete"
@@ -163,7 +163,7 @@ def connection_synced_recently(
         SYNCED_RECENTLY,
         not stale,
         warn_only=True,
-        metadata={"last_synced_at": synced if synced is not None else "never"},
+        metadata={"last_synced_at": Timestamp(synced) if synced is not None else "never"},
         description=f"{age_text(found, at)}; {LIST_HINT}" if stale else None,
     )
 

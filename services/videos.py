@@ -233,6 +233,11 @@ def sync_connection_videos(
         return (
             meta | _top_videos(tools, name) | {"skipped_reason": str(err), "table": tables.VIDEOS}
         )
+    outcome.materialized[tables.VIDEO_METRICS_DAILY] = {
+        "dagster/row_count": result.rows_written,  # one metrics row per video read today
+        "connection": name,
+        "snapshot_date": str(plan.today),
+    }
     if mode == "full" and tools.sync_log is not None:
         tools.sync_log.record_full(name, plan.today)
     walk = result.walk

@@ -24,6 +24,7 @@ from pipelines.defs.crm.push_results import (
 )
 from pipelines.defs.tiktok.failures import about, failure_for
 from resources.crm.errors import CrmError
+from resources.tiktok.call_stats import CallStats
 from services.crm_push import PushOutcome, PushStopped
 from services.outcome import (
     CheckOutcome,
@@ -32,7 +33,13 @@ from services.outcome import (
     Markdown,
     Metadata,
     StepFailure,
+    Timestamp,
 )
+
+# The keys of a TikTok client's call counters (`CallStats.as_metadata`, their one home). Nearly
+# always zero, they are shown as one table: as numbers Dagster would draw a flat plot of each.
+CALL_COUNTERS = frozenset(CallStats().as_metadata())
+CALLS_KEY = "api_call_stats"
 
 
 def describe(error: BaseException) -> str:
@@ -73,15 +80,24 @@ def batch_failure(total: int, failed: Mapping[str, BaseException]) -> dg.Failure
 
 
 def dagster_metadata(metadata: Metadata) -> dict[str, Any]:
+    """Dagster metadata of a service's plain values: the call counters folded into one table
+    (`api_call_stats`), the marked values shown as markdown, JSON or a timestamp."""
     converted: dict[str, Any] = {}
+    calls = {key: value for key, value in metadata.items() if key in CALL_COUNTERS}
     for key, value in metadata.items():
-        if isinstance(value, Markdown):
+        if key in calls:
+            continue
+        if isinstance(value, Timestamp):
+            value = dg.MetadataValue.timestamp(value.epoch_s)
+        elif isinstance(value, Markdown):
             value = dg.MetadataValue.md(value.text)
         elif isinstance(value, Json):
             value = dg.MetadataValue.json(value.value)
         elif value is None:
             value = "none"
         converted[key] = value
+    if calls:
+        converted[CALLS_KEY] = dg.MetadataValue.json(calls)
     return converted
 
 

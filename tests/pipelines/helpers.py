@@ -13,6 +13,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from pipelines.defs.batch import CALLS_KEY
 from pipelines.defs.sync.assets import build_sync_assets
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
@@ -125,7 +126,8 @@ def materializations(result: dg.ExecuteInProcessResult, asset: str) -> list:
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     events = materializations(result, asset)
-    return {key: value.value for key, value in events[-1].metadata.items()}
+    found = {key: value.value for key, value in events[-1].metadata.items()}
+    return found | found.get(CALLS_KEY, {})  # the call counters' table, read as plain keys
 
 
 def failure_description(result: dg.ExecuteInProcessResult) -> str:

@@ -29,7 +29,14 @@ from tests.crm.fixtures import use_hubspot
 from tests.pipelines.helpers import Harness, connect, failure_description, use_live_app
 
 NAMES = ["creator-a", "creator-b", "creator-c"]
-WAREHOUSE_ASSETS = ["tiktok_profile", "tiktok_videos", "crm_contacts", "crm_videos"]
+WAREHOUSE_ASSETS = [
+    "tiktok_profile",
+    "tiktok_videos",
+    tables.PROFILE_STATS_DAILY,
+    tables.VIDEO_METRICS_DAILY,
+    "crm_contacts",
+    "crm_videos",
+]
 # The HubSpot fake and the clearing of CRM variables, shared with tests/crm.
 _no_crm_settings, clock, hubspot = fixtures._no_crm_settings, fixtures.clock, fixtures.hubspot
 receiver = test_failure_alerts.receiver  # the Slack-like webhook the alert posts to

@@ -33,7 +33,11 @@ def _ui_schemas() -> dict[str, dg.TableSchema]:
 
 def test_every_column_shown_in_the_ui_has_a_description():
     schemas = _ui_schemas()
-    assert {"tiktok_profile", "tiktok_videos"} <= set(schemas)
+    # Every warehouse table the sync writes is an asset with its schema (the snapshots included).
+    snapshots = {tables.PROFILE_STATS_DAILY, tables.VIDEO_METRICS_DAILY}
+    assert {"tiktok_profile", "tiktok_videos", *snapshots} <= set(schemas)
+    for table in snapshots:
+        assert [c.name for c in schemas[table].columns] == [n for n, _ in TABLE_COLUMNS[table]]
     undescribed = [
         f"{asset}.{column.name}"
         for asset, schema in schemas.items()

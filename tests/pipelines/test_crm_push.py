@@ -191,6 +191,8 @@ def test_push_assets_exist_only_for_configured_targets(monkeypatch):
     assert {key.to_user_string() for a in unconfigured.assets for key in a.keys} == {
         "tiktok_profile",
         "tiktok_videos",
+        "tiktok_profile_stats_daily",
+        "tiktok_video_metrics_daily",
         "crm_contacts",
         "crm_videos",
     }

@@ -45,7 +45,9 @@ from transforms import Mapping
 
 TIKTOK_POOL = "tiktok_api"  # steps that call TikTok share one concurrency pool (dagster.yaml)
 SYNC_ASSET = "connection_sync"
-PUSH_GROUP = "crm_push"
+# One group for every asset of the sync: Dagster's lineage collapses groups into boxes when there
+# are several, and one group opens showing every table and push with its dependencies.
+SYNC_GROUP = "tiktok_crm_sync"
 
 
 class SyncConfig(dg.Config):
@@ -89,7 +91,7 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
     specs = [
         dg.AssetSpec(
             PROFILE_ASSET,
-            group_name="tiktok",
+            group_name=SYNC_GROUP,
             kinds={"python", "sql"},
             description="A connection's TikTok profile with today's follower, like and video "
             "counts (and their daily history).",
@@ -98,11 +100,32 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
         ),
         dg.AssetSpec(
             VIDEOS_ASSET,
-            group_name="tiktok",
+            group_name=SYNC_GROUP,
             kinds={"python", "sql"},
             description="Every published video of a connection with its current metrics (and "
             "daily history); deleted videos are marked, never removed.",
             metadata={"dagster/column_schema": column_schema(tables.VIDEO_COLUMNS)},
+            **common,
+        ),
+        # The daily snapshots dashboards read: written with their source in one transaction,
+        # assets of their own so a dbt model or another asset can depend on them.
+        dg.AssetSpec(
+            tables.PROFILE_STATS_DAILY,
+            deps=[PROFILE_ASSET],
+            group_name=SYNC_GROUP,
+            kinds={"python", "sql"},
+            description="One row per connection and day: the profile's follower, following, "
+            "like and video counts. Each materialization charts its connection's last days.",
+            metadata={"dagster/column_schema": column_schema(tables.PROFILE_STATS_COLUMNS)},
+            **common,
+        ),
+        dg.AssetSpec(
+            tables.VIDEO_METRICS_DAILY,
+            deps=[VIDEOS_ASSET],
+            group_name=SYNC_GROUP,
+            kinds={"python", "sql"},
+            description="One row per video and day: its like, comment, share and view counts.",
+            metadata={"dagster/column_schema": column_schema(tables.VIDEO_METRICS_COLUMNS)},
             **common,
         ),
     ]
@@ -110,7 +133,7 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
         dg.AssetSpec(
             _crm_asset_name(mapping),
             deps=[SOURCE_ASSETS[mapping.source]],
-            group_name="crm",
+            group_name=SYNC_GROUP,
             kinds={"python", "sql"},
             description=f"CRM records mapped by {mapping.name}.yaml from "
             f"{SOURCE_ASSETS[mapping.source]}.",
@@ -122,7 +145,7 @@ def _specs(warehouse: list[Mapping], pushes: list[Mapping]) -> list[dg.AssetSpec
         dg.AssetSpec(
             mapping.name,
             deps=[SOURCE_ASSETS[mapping.source]],
-            group_name=PUSH_GROUP,
+            group_name=SYNC_GROUP,
             kinds={"python", mapping.target.kind},
             description=f"{mapping.target.kind} {mapping.target.object} records as last pushed "
             f"by {mapping.name}.yaml, keyed by {check_push_mapping(mapping)}.",
@@ -179,8 +202,9 @@ def build_sync_assets(warehouse: list[Mapping], pushes: list[Mapping]) -> dg.Ass
         plan = SyncPlan(
             load_id=context.run.run_id,
             now=_sync_now(config),
-            profile=PROFILE_ASSET in selected,
-            videos=VIDEOS_ASSET in selected,
+            # A snapshot is written with its source table, from the same answer of TikTok.
+            profile=bool({PROFILE_ASSET, tables.PROFILE_STATS_DAILY} & selected),
+            videos=bool({VIDEOS_ASSET, tables.VIDEO_METRICS_DAILY} & selected),
             mappings=tuple(m for m in warehouse_maps if crm_keys[m.target.object] in selected),
             pushes=tuple(m for m in push_maps if m.name in selected),
             checks=frozenset(key.name for key in context.selected_asset_check_keys),
@@ -278,7 +302,7 @@ def sync_assets() -> dg.Definitions:
         jobs.append(
             dg.define_asset_job(
                 name="crm_push",
-                selection=dg.AssetSelection.groups(PUSH_GROUP),
+                selection=dg.AssetSelection.assets(*(mapping.name for mapping in pushes)),
                 partitions_def=connection_partitions,
                 executor_def=dg.in_process_executor,
                 description="Push the connections' changed records to the configured CRMs.",

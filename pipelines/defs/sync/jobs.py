@@ -10,6 +10,8 @@ import os
 
 import dagster as dg
 
+from pipelines.defs.sync.assets import SYNC_GROUP
+
 DAILY_SYNC_JOB = "tiktok_daily_sync"
 EXECUTORS = {
     "in_process": dg.in_process_executor,
@@ -30,7 +32,7 @@ def sync_executor() -> dg.ExecutorDefinition | None:
 
 tiktok_daily_sync = dg.define_asset_job(
     name=DAILY_SYNC_JOB,
-    selection=dg.AssetSelection.groups("tiktok", "crm", "crm_push"),
+    selection=dg.AssetSelection.groups(SYNC_GROUP),
     executor_def=sync_executor(),
     description="Extract a batch of connections' profiles and videos and load their CRM records.",
 )
