@@ -18,15 +18,17 @@ This subclass keeps the storage's schema, files and semantics and changes how it
   watching that file, and in WAL mode the file itself changes only at checkpoints.
 
 Dagster exposes its storages as configurable classes for exactly this (dagster.yaml's
-`event_log_storage: module/class/config`), but the SQLite one lives under `dagster._core`: this
-is the one module that imports it, and tests/pipelines/test_instance_storage.py pins what it
-relies on, so a Dagster upgrade that changes it fails there first.
+`event_log_storage: module/class/config`), but the SQLite one and the class data of a configured
+storage live in private modules (`dagster._core`, `dagster._serdes`): this is the one module that
+imports them, and tests/pipelines/test_instance_storage.py pins what it relies on, so a Dagster
+upgrade that changes them fails there first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -34,11 +36,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+import yaml
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
+from dagster._serdes import ConfigurableClassData
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool, QueuePool
@@ -59,7 +63,25 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str | None = None, inst_data: Any = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
-        super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
+        self._temporary: tempfile.TemporaryDirectory | None = None
+        if base_dir is None:
+            base_dir = (
+                os.path.join(os.environ["DAGSTER_HOME"], "storage")
+                if os.environ.get("DAGSTER_HOME")
+                else self._temporary_dir()
+            )
+            # Processes handed this instance by reference (`dagster dev` gives one to its
+            # webserver and daemon) must open the same folder: the reference names it.
+            inst_data = ConfigurableClassData(
+                __name__, type(self).__name__, yaml.safe_dump({"base_dir": base_dir})
+            )
+        super().__init__(base_dir, inst_data=inst_data)
+
+    def _temporary_dir(self) -> str:
+        """No DAGSTER_HOME (`dg check defs`, a bare `dagster dev`): Dagster's own answer, a
+        temporary instance in the current folder, removed when the instance is disposed."""
+        self._temporary = tempfile.TemporaryDirectory(prefix=".tmp_dagster_home_", dir=os.getcwd())
+        return os.path.join(self._temporary.name, "storage")
 
     @classmethod
     def config_type(cls) -> Mapping[str, Any]:
@@ -123,16 +145,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def dispose(self) -> None:
         self._close_engines()
         super().dispose()
-
-
-def default_base_dir() -> str:
-    """Where Dagster's default SQLite event log lives: $DAGSTER_HOME/storage."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        raise dg.DagsterInvariantViolationError(
-            "DAGSTER_HOME is not set: the event log storage needs it, or a base_dir in dagster.yaml"
-        )
-    return os.path.join(home, "storage")
+        if self._temporary is not None:
+            self._temporary.cleanup()
 
 
 def _touch(path: str) -> None:

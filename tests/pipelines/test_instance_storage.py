@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
+import yaml
 
 from pipelines.instance_storage import OPEN_SHARDS, PooledSqliteEventLogStorage
 
@@ -103,7 +103,20 @@ def test_the_project_instance_uses_it_under_dagster_home(tmp_path, monkeypatch):
         assert Path(instance.event_log_storage._base_dir) == tmp_path / "storage"
 
 
-def test_without_dagster_home_or_base_dir_it_says_what_is_missing(monkeypatch):
+def test_without_dagster_home_it_uses_a_temporary_folder_its_reference_names(tmp_path, monkeypatch):
+    """`dg check defs` and a bare `dagster dev` have no DAGSTER_HOME: like Dagster, a temporary
+    instance; processes given the instance by reference must open the very same folder."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    with pytest.raises(dg.DagsterInvariantViolationError, match="DAGSTER_HOME"):
-        PooledSqliteEventLogStorage()
+    monkeypatch.chdir(tmp_path)
+    storage = PooledSqliteEventLogStorage()
+    storage.store_event(log_entry("run-t", "x"))
+    folder = Path(storage._base_dir)
+    assert folder.parent.parent == tmp_path and folder.parent.name.startswith(".tmp_dagster_home_")
+
+    twin = PooledSqliteEventLogStorage.from_config_value(
+        storage.inst_data, yaml.safe_load(storage.inst_data.config_yaml)
+    )
+    assert messages(twin, "run-t") == ["x"]
+    twin.dispose()
+    storage.dispose()
+    assert not folder.exists()
