@@ -85,6 +85,20 @@ def test_a_long_lived_process_keeps_only_a_few_shards_open(tmp_path):
     storage.dispose()
 
 
+def test_schema_questions_remember_a_yes_and_ask_again_after_a_no(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    assert storage.has_table("asset_check_executions")
+    assert storage.has_table("asset_check_executions")  # from memory
+    assert "asset_check_executions" in storage._present
+    assert not storage.has_table("no_such_table")
+    assert "no_such_table" not in storage._present
+    with storage.index_connection() as conn:
+        assert storage._has_asset_key_col_on_connection(conn, "last_materialization_timestamp")
+        assert not storage._has_asset_key_col_on_connection(conn, "no_such_column")
+    assert storage._present >= {"asset_keys.last_materialization_timestamp"}
+    storage.dispose()
+
+
 def test_wipe_deletes_the_run_shards_it_held_open(tmp_path):
     storage = PooledSqliteEventLogStorage(str(tmp_path))
     storage.store_event(log_entry("run-x", "x"))
