@@ -24,8 +24,13 @@ from dagster._core.storage.tags import (
 
 from pipelines import run_owner
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
-from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME, partition_ranges
-from resources.settings import state_database_url, sync_batch_size
+from pipelines.defs.tiktok.partitions import (
+    CONNECTION_PARTITIONS_NAME,
+    PARALLEL_RUNS,
+    partition_ranges,
+    run_size,
+)
+from resources.settings import state_database_url
 from services import progress
 from services.outcome import ConnectionOutcome
 
@@ -33,9 +38,6 @@ from services.outcome import ConnectionOutcome
 # terminal gets only the command's own summary, one sentence per failed connection.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 SYNC_ASSET = "connection_sync"
-# Runs of one `sync` executing at once: each takes one slot of the `tiktok_api` pool (4 in
-# dagster.yaml), and two already keep TikTok's window full (docs/benchmarks.md, bench.clock).
-MAX_PARALLEL_RUNS = 2
 
 
 @dataclass
@@ -106,10 +108,11 @@ def run_daily_sync(
 ) -> SyncOutcome:
     """The connections in as few runs as the batch size allows; each fails or succeeds alone.
 
-    One run executes in this process. Several run at once, each in a process of its own (Dagster
-    executes one run at a time per process): they share TikTok's budget through its store, so
-    the second run's requests fill the window the first one leaves, and neither waits for the
-    other's run creation or event writes.
+    One run executes in this process. Several execute at once, the first here and the others in
+    a child process (Dagster executes one run at a time per process, and one process keeps one
+    core busy at most): they share TikTok's budget through its store, so the second run's
+    requests fill the window the first one leaves, and neither waits for the other's run
+    creation or event writes.
 
     `say` hears one line when a run must wait for a `tiktok_api` pool slot, and one per dead
     run reaped meanwhile.
@@ -119,11 +122,11 @@ def run_daily_sync(
     ordered = instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME)
     runs = [
         RangeRun(first, last, mode, sync_date, tags or {}, _covered(ordered, first, last, names))
-        for first, last in partition_ranges(ordered, names, sync_batch_size())
+        for first, last in partition_ranges(ordered, names, run_size(len(names)))
     ]
     if len(runs) == 1:
         return execute_range(instance, runs[0], on_done, say)
-    return _execute_concurrently(runs, on_done, say)
+    return _execute_concurrently(instance, runs, on_done, say)
 
 
 @dataclass(frozen=True)
@@ -187,8 +190,12 @@ def _covered(ordered: list[str], first: str, last: str, names: list[str]) -> tup
 
 
 def _execute_concurrently(
-    runs: list[RangeRun], on_done: Callable[[str, bool], None], say: Callable[[str], None]
+    instance: dg.DagsterInstance,
+    runs: list[RangeRun],
+    on_done: Callable[[str, bool], None],
+    say: Callable[[str], None],
 ) -> SyncOutcome:
+    """The first run here, the others in PARALLEL_RUNS - 1 child processes at the same time."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked Dagster state
     finished: multiprocessing.Queue = context.Queue()
     outcome = SyncOutcome()
@@ -202,7 +209,7 @@ def _execute_concurrently(
 
     relaying = threading.Thread(target=relay, name="sync-progress", daemon=True)
     relaying.start()
-    workers = min(len(runs), MAX_PARALLEL_RUNS)
+    workers = min(len(runs) - 1, PARALLEL_RUNS - 1)
     try:
         with ProcessPoolExecutor(
             workers,
@@ -210,7 +217,9 @@ def _execute_concurrently(
             initializer=_child_init,
             initargs=(finished, list(warnings.filters)),
         ) as pool:
-            for part in pool.map(_execute_in_child, runs):
+            others = pool.map(_execute_in_child, runs[1:])
+            outcome.merge(execute_range(instance, runs[0], on_done, say))
+            for part in others:
                 outcome.merge(part)
     finally:
         finished.put(None)

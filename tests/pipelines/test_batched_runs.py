@@ -19,6 +19,7 @@ from pipelines.defs.tiktok.partitions import (
     CONNECTION_PARTITIONS_NAME,
     connection_partitions,
     partition_ranges,
+    run_size,
 )
 from resources.settings import DEFAULT_BATCH_SIZE, sync_batch_size
 from services import tables
@@ -168,6 +169,20 @@ def test_batch_size_comes_from_the_environment():
     for bad in ("0", "-3", "many", "1.5", "10001"):
         with pytest.raises(ValueError, match="SYNC_BATCH_SIZE must be a whole number"):
             sync_batch_size({"SYNC_BATCH_SIZE": bad})
+
+
+@pytest.mark.parametrize(
+    ("count", "batch", "size"),
+    [
+        (99, 500, 500),  # too few to pay a second process's start-up: one run
+        (100, 500, 50),  # enough: two runs, two cores
+        (1000, 500, 500),  # the batch size already makes two runs
+        (5000, 500, 500),  # and caps every run
+        (200, 60, 60),
+    ],
+)
+def test_a_fleet_worth_two_processes_is_split_into_two_runs(count, batch, size):
+    assert run_size(count, batch) == size
 
 
 @pytest.mark.parametrize(

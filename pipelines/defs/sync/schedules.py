@@ -21,11 +21,14 @@ from dagster._core.storage.tags import (
 
 from pipelines.defs.sync.jobs import tiktok_daily_sync
 from pipelines.defs.tiktok.live import leave_out_demo, left_out_line
-from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME, partition_ranges
+from pipelines.defs.tiktok.partitions import (
+    CONNECTION_PARTITIONS_NAME,
+    partition_ranges,
+    run_size,
+)
 from resources.configurable import StateDatabaseResource, WarehouseResource
 from resources.connections import ACTIVE
 from resources.ratelimit import parse_limits
-from resources.settings import sync_batch_size
 from services.policy import estimate_requests, policy_from_env
 from services.quality_queries import connection_sizes
 
@@ -94,7 +97,7 @@ def tiktok_daily_sync_schedule(
     _warn_if_over_budget(context, warehouse, todo)
     return [
         dg.RunRequest(run_key=f"{day}:{first}:{last}", tags=day_run_tags(first, last, day))
-        for first, last in partition_ranges(ordered, todo, sync_batch_size())
+        for first, last in partition_ranges(ordered, todo, run_size(len(todo)))
     ]
 
 
