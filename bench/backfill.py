@@ -27,10 +27,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from bench.daily import fresh_home, stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT_PER_MINUTE = 600
@@ -102,18 +103,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
-    home = folder / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    os.environ |= {
-        "DAGSTER_HOME": str(home),
-        "TIKTOK_CRM_SYNC_HOME": str(folder / "data"),
-    }
+    folder = fresh_home("bench-backfill-")
     if args.batch_size:
         os.environ["SYNC_BATCH_SIZE"] = str(args.batch_size)
-    for name in ("WAREHOUSE_URL", "STATE_DATABASE_URL", "TIKTOK_CLIENT_KEY"):
-        os.environ.pop(name, None)
 
     import dagster as dg
     import sqlalchemy as sa
@@ -157,11 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
             wall = time.monotonic() - started
             traffic = sim.stats()
         finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_group(process, signal.SIGINT)
 
     requests = {e: traffic.get(e, {}).get("requests", 0) for e in DISPLAY_ENDPOINTS}
     rate_limited = sum(traffic.get(e, {}).get("rate_limited", 0) for e in DISPLAY_ENDPOINTS)

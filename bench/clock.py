@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,9 @@ from bench.daily import (
     PeakMemory,
     check_rows,
     day_runs,
-    register,
+    fresh_home,
+    start_fleet,
+    stop_group,
     wait_for_day,
 )
 
@@ -248,34 +249,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-clock-"))
-    home = folder / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    os.environ |= {
-        "DAGSTER_HOME": str(home),
-        "TIKTOK_CRM_SYNC_HOME": str(folder / "data"),
-        "SYNC_CRON": "* * * * *",  # the schedule ticks every minute; it syncs once a day
-    }
-    for name in ("WAREHOUSE_URL", "STATE_DATABASE_URL", "TIKTOK_CLIENT_KEY"):
-        os.environ.pop(name, None)
+    # The schedule ticks every minute; it syncs once a day.
+    folder = fresh_home("bench-clock-", SYNC_CRON="* * * * *")
 
     import dagster as dg
 
-    from pipelines import demo
     from pipelines.defs.sync.schedules import SYNC_DAY_TAG
     from pipelines.runner import add_partitions
-    from simulators.tiktok import SimulatorConfig, TikTokSimulator
 
-    demo.prepare_environment(REPO)
-    config = SimulatorConfig(
-        seed=5, accounts=args.connections, videos_per_account=args.videos, zero_video_every=0
-    )
-    sim = TikTokSimulator(config)
-    base_url = sim.start()
-    os.environ["TIKTOK_API_BASE_URL"] = os.environ["TIKTOK_AUTH_BASE_URL"] = base_url
     setup_started = time.monotonic()
-    names = register(sim, args.connections)
+    sim, names = start_fleet(args.connections, args.videos)
     daemon = start_daemon(folder)  # before the partitions: no tick may catch the fleet half-made
     print(f"setup: {len(names)} connections in {time.monotonic() - setup_started:.1f} s")
     sim.set(latency_ms=(args.latency_low, args.latency_high))  # TikTok's latency from here on
@@ -307,11 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"day {number}: {json.dumps(result)}")
                 days.append(result)
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        stop_group(daemon)
         sim.stop()
     summary = {
         "connections": len(names),

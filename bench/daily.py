@@ -64,6 +64,45 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def fresh_home(prefix: str, **environ: str) -> Path:
+    """A new folder holding a Dagster instance with the project's dagster.yaml and the data home,
+    made this process's environment (with `environ`); the live URLs and app are unset."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    home = folder / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    os.environ |= {"DAGSTER_HOME": str(home), "TIKTOK_CRM_SYNC_HOME": str(folder / "data")}
+    os.environ |= environ
+    for name in ("WAREHOUSE_URL", "STATE_DATABASE_URL", "TIKTOK_CLIENT_KEY"):
+        os.environ.pop(name, None)
+    return folder
+
+
+def stop_group(process: subprocess.Popen, first: int = signal.SIGTERM) -> None:
+    """Stop a process started in its own session, and all its children; kill what lingers."""
+    os.killpg(process.pid, first)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def start_fleet(connections: int, videos: int) -> tuple:
+    """The simulator (seed 5, no zero-video accounts) with `connections` registered through its
+    OAuth flow, in the demo's mode and home: (simulator, connection names)."""
+    from pipelines import demo
+    from simulators.tiktok import SimulatorConfig, TikTokSimulator
+
+    demo.prepare_environment(REPO)
+    config = SimulatorConfig(
+        seed=5, accounts=connections, videos_per_account=videos, zero_video_every=0
+    )
+    sim = TikTokSimulator(config)
+    base_url = sim.start()
+    os.environ["TIKTOK_API_BASE_URL"] = os.environ["TIKTOK_AUTH_BASE_URL"] = base_url
+    return sim, register(sim, connections)
+
+
 class PeakMemory(threading.Thread):
     """Samples the summed RSS of a process tree (the daemon and the runs it launches)."""
 
@@ -250,17 +289,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=None, help="default: SYNC_BATCH_SIZE")
     args = parser.parse_args(argv)
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-daily-"))
-    home = folder / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    os.environ |= {
-        "DAGSTER_HOME": str(home),
-        "TIKTOK_CRM_SYNC_HOME": str(folder / "data"),
-        "SYNC_CRON": "* * * * *",  # the schedule ticks every minute; it syncs once a day
-    }
-    for name in ("WAREHOUSE_URL", "STATE_DATABASE_URL", "TIKTOK_CLIENT_KEY", "SYNC_BATCH_SIZE"):
-        os.environ.pop(name, None)
+    # The schedule ticks every minute; it syncs once a day.
+    folder = fresh_home("bench-daily-", SYNC_CRON="* * * * *")
+    os.environ.pop("SYNC_BATCH_SIZE", None)
     if args.executor:
         os.environ["SYNC_EXECUTOR"] = args.executor
     if args.batch_size:
@@ -268,20 +299,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     import dagster as dg
 
-    from pipelines import demo
     from pipelines.defs.sync.schedules import SYNC_DAY_TAG
     from pipelines.runner import add_partitions
-    from simulators.tiktok import SimulatorConfig, TikTokSimulator
 
-    demo.prepare_environment(REPO)
-    config = SimulatorConfig(
-        seed=5, accounts=args.connections, videos_per_account=args.videos, zero_video_every=0
-    )
-    sim = TikTokSimulator(config)
-    base_url = sim.start()
-    os.environ["TIKTOK_API_BASE_URL"] = os.environ["TIKTOK_AUTH_BASE_URL"] = base_url
     started_setup = time.monotonic()
-    names = register(sim, args.connections)
+    sim, names = start_fleet(args.connections, args.videos)
     with dg.DagsterInstance.get() as instance:
         add_partitions(instance, names)
     print(f"setup: {len(names)} connections in {time.monotonic() - started_setup:.1f} s")
@@ -318,11 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
                     changes = sim.advance_days(1)
     finally:
         memory.stop()
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        stop_group(daemon)
         sim.stop()
     summary = {
         "connections": len(names),
