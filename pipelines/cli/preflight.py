@@ -32,14 +32,31 @@ def problems(
     return [line for variable, url in urls if (line := database_problem(variable, url))]
 
 
-_checked: set[tuple[bool, bool]] = set()  # once per process, however many stores a command opens
+# Once per process and settings, however many stores a command opens; settings that change
+# (another command in the same process, a test) are checked again.
+CHECKED_VARIABLES = (
+    "TIKTOK_CRM_SYNC_MODE",
+    "WAREHOUSE_URL",
+    "STATE_DATABASE_URL",
+    "TIKTOK_RATE_LIMIT_URL",
+    settings.DEMO_WAREHOUSE_VARIABLE,
+    settings.DEMO_STATE_VARIABLE,
+)
+_checked: set[tuple] = set()
 
 
 def preflight(*, warehouse: bool = True, state: bool = True) -> None:
     """Stop the command with the problems (exit status 1) before it starts any work."""
-    if (warehouse, state) in _checked:
+    key = (
+        warehouse,
+        state,
+        settings.warehouse_url(),
+        settings.state_database_url(),
+        *(os.environ.get(name) for name in CHECKED_VARIABLES),
+    )
+    if key in _checked:
         return
     found = problems(warehouse=warehouse, state=state)
     if found:
         raise click.ClickException("\n".join(found))
-    _checked.add((warehouse, state))
+    _checked.add(key)

@@ -76,6 +76,7 @@ def start_sync(tmp_path: Path, label: str, *args: str) -> tuple[subprocess.Popen
         stderr=err.open("w"),
         text=True,
     )
+    child.stderr_path = err  # read back by wait_until when the child exits early
     return child, err
 
 
@@ -83,10 +84,17 @@ def wait_until(condition: Callable[[], bool], what: str, child: subprocess.Popen
     deadline = time.monotonic() + PROCESS_TIMEOUT_S
     while not condition():
         if child is not None and child.poll() is not None:
-            pytest.fail(f"the child exited ({child.returncode}) before {what}")
+            said = _stderr_of(child)
+            pytest.fail(f"the child exited ({child.returncode}) before {what}: {said}")
         if time.monotonic() > deadline:
             pytest.fail(f"no {what} within {PROCESS_TIMEOUT_S} s")
         time.sleep(POLL_S)
+
+
+def _stderr_of(child: subprocess.Popen) -> str:
+    """What a `start_sync` child said on stderr (its last lines), for a failure message."""
+    path = getattr(child, "stderr_path", None)
+    return path.read_text()[-2000:] if path is not None and path.exists() else "(no stderr file)"
 
 
 def api_requests(simulator: TikTokSimulator) -> int:
