@@ -104,9 +104,7 @@ def test_runs_split_around_a_partition_that_must_not_sync(schedule, harness):
 
 
 def test_runs_hold_at_most_the_batch_size(schedule, harness, monkeypatch):
-    import pipelines.defs.sync.schedules as schedules
-
-    monkeypatch.setattr(schedules, "sync_batch_size", lambda: 3)
+    monkeypatch.setenv("SYNC_BATCH_SIZE", "3")
     with dg.instance_for_test() as instance:
         assert ranges(tick(schedule, harness, instance)) == [
             ("a-one", "c-three"),

@@ -74,12 +74,26 @@ def daemon(tmp_path: Path) -> Iterator[Path]:
     try:
         yield workspace
     finally:
+        print(seen(tmp_path))  # shown when the test failed: what the instance and daemon saw
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
             daemon.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
             daemon.wait()
+
+
+def seen(tmp_path: Path) -> str:
+    """The runs, the latest run's last events and the daemon's last lines."""
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        records = instance.get_records_for_run(runs[0].run_id).records if runs else []
+    statuses = [f"{run.run_id[:8]} {run.status.value}" for run in runs]
+    events = [
+        f"{r.event_log_entry.dagster_event_type}: {r.event_log_entry.message}" for r in records
+    ]
+    log = (tmp_path / "daemon.log").read_text()[-4000:]
+    return f"runs: {statuses}\nlatest run's events: {events[-12:]}\ndaemon log:\n{log}"
 
 
 def run_by_id(run_id: str) -> dg.DagsterRun | None:
