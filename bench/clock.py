@@ -221,6 +221,9 @@ def run_sync_all(instance: object, sim: object, folder: Path, args: object) -> d
 def start_daemon(folder: Path) -> subprocess.Popen:
     import dagster as dg
 
+    from pipelines.instance_home import create_instance_storage
+
+    create_instance_storage()  # before the daemon and this process race to create it
     log = (folder / "daemon.log").open("w")
     daemon = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],

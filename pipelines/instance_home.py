@@ -43,7 +43,8 @@ def _missing(config: dict) -> list[str]:
 
 
 def use_project_instance(project_dir: Path | None = None) -> Path:
-    """Set DAGSTER_HOME to the project when unset; refuse one without the project's settings."""
+    """Set DAGSTER_HOME to the project when unset; refuse one without the project's settings;
+    create the instance's storage if it is new."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         project_dir = project_dir or Path.cwd()
@@ -53,12 +54,14 @@ def use_project_instance(project_dir: Path | None = None) -> Path:
         if not (chosen / "dagster.yaml").exists():
             (chosen / "dagster.yaml").write_text(PROJECT_YAML.read_text())
         os.environ["DAGSTER_HOME"] = str(chosen.resolve())
+        create_instance_storage()
         return chosen.resolve()
     path = Path(home) / "dagster.yaml"
     if not path.exists():
         # A new instance folder: it gets the project's settings rather than Dagster's defaults.
         Path(home).mkdir(parents=True, exist_ok=True)
         path.write_text(PROJECT_YAML.read_text())
+        create_instance_storage()
         return Path(home)
     try:
         config = yaml.safe_load(path.read_text()) or {}
@@ -74,4 +77,25 @@ def use_project_instance(project_dir: Path | None = None) -> Path:
             "merge its run_retries, run_monitoring and concurrency sections into yours), or unset "
             "DAGSTER_HOME to use the project's instance"
         )
+    create_instance_storage()
     return Path(home)
+
+
+def create_instance_storage() -> None:
+    """Create the instance's storage (runs, event index, schedules) if it is new, one process at
+    a time.
+
+    Each Dagster process that finds an embedded SQLite storage missing creates it and stamps its
+    schema version; two at once (syncs started together by cron, a daemon and a CLI on a new
+    DAGSTER_HOME) stamp it twice, and every later process fails with "more than one head
+    present". An exclusive lock on a file in DAGSTER_HOME orders them. (`dagster dev` creates
+    the storage in its first process.)
+    """
+    import fcntl
+
+    import dagster as dg
+
+    with (Path(os.environ["DAGSTER_HOME"]) / ".storage.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        with dg.DagsterInstance.get():
+            pass

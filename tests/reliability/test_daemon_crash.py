@@ -26,7 +26,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from pipelines.instance_home import PROJECT_YAML
+from pipelines.instance_home import PROJECT_YAML, create_instance_storage
 from tests.reliability.test_zombie_runs import (
     PROCESS_TIMEOUT_S,
     SLOW_MS,
@@ -54,6 +54,7 @@ def daemon(tmp_path: Path) -> Iterator[Path]:
     config = yaml.safe_load(PROJECT_YAML.read_text())
     config["run_monitoring"].update(poll_interval_seconds=2, free_slots_after_run_end_seconds=2)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    create_instance_storage()  # before the daemon and the test's commands race to create it
     workspace = tmp_path / "workspace.yaml"
     location = {
         "module_name": "tests.reliability.daemon_probe",
