@@ -22,7 +22,10 @@ import httpx
 
 USER_FIELDS = "open_id,union_id,display_name,follower_count,following_count,likes_count,video_count"
 VIDEO_FIELDS = "id,create_time,title,duration,like_count,comment_count,share_count,view_count"
-MAX_ATTEMPTS = 10  # 429s are retried; a script that gives up after a few loses data
+# 429s are retried until the request goes through (within about 15 minutes): at 1,000 accounts 16
+# threads keep TikTok's window full, and 10 attempts were seen to run out (2026-12-07), which
+# left the baseline without its rows instead of with a slower time.
+MAX_ATTEMPTS = 40
 
 
 def call(http: httpx.Client, method: str, path: str, token: str, **kwargs: object) -> dict:
