@@ -186,6 +186,8 @@ def run_baseline(
     command += [str(tokens_file), "--db", str(day_folder / "baseline.db")]
     log = day_folder / "baseline.log"
     started, wall, code, rss = run_process(command, log, args.timeout)
+    if code != 0:
+        print(f"baseline exited {code}; its last lines:\n{log.read_text()[-3000:]}")
     lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
     stored = json.loads(lines[-1]) if code == 0 and lines else {"profiles": 0, "videos": []}
     expected = [sim._state.visible_count(index) for index in range(len(names))]
@@ -205,6 +207,9 @@ def run_sync_all(instance: object, sim: object, folder: Path, args: object) -> d
     cli = str(Path(sys.executable).parent / "tiktok-crm-sync")
     log = Path(tempfile.mkdtemp(dir=folder)) / "sync.log"
     started, wall, code, rss = run_process([cli, "sync", "--all"], log, args.timeout)
+    if code != 0:  # the folder goes at the end: what the command said goes with the figures
+        tail = "\n".join(log.read_text().splitlines()[-40:])
+        print(f"sync --all exited {code}; its last lines:\n{tail}")
     after = datetime.fromtimestamp(started, UTC)
     records = list(instance.get_run_records(dg.RunsFilter(tags=CLI_TAGS, created_after=after)))
     return {

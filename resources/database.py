@@ -104,7 +104,6 @@ def add_missing_columns(engine: Engine, table: Table) -> list[str]:
     return added
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 SERVER_CONNECT_TIMEOUT_S = 5  # a preflight that waits longer than this reads as a hang
 # What to do with a damaged SQLite file, per variable: what is lost differs.
 DAMAGED_ADVICE = {
@@ -124,9 +123,11 @@ def sqlite_file_problem(variable: str, url: str) -> str | None:
     if not path.is_file() or path.stat().st_size == 0:
         return None  # SQLite creates it (an empty file is a new database)
     advice = DAMAGED_ADVICE.get(variable, "restore it from a backup, or move it aside")
-    with path.open("rb") as file:
-        if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            return f"{path} ({variable}) is not a SQLite database: {advice}"
+    # Only through SQLite, never a plain open() of the file: closing any other descriptor of a
+    # database file drops every POSIX lock this process holds on it, so a check in a process
+    # whose other threads are writing (the daemon's code server runs schedule and sensors in
+    # threads) lets other processes write over them and corrupts the file (SQLite's "How To
+    # Corrupt An SQLite Database File", 2.2). Seen: state.db "file is not a database" mid-sync.
     # The state database is small: check every page. A warehouse may be gigabytes: its schema
     # pages only, which is what every statement reads first.
     check = "PRAGMA quick_check(1)" if variable == "STATE_DATABASE_URL" else None
@@ -135,6 +136,8 @@ def sqlite_file_problem(variable: str, url: str) -> str | None:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             verdict = db.execute(check).fetchone()[0] if check else "ok"
     except sqlite3.DatabaseError as err:
+        if "file is not a database" in str(err):
+            return f"{path} ({variable}) is not a SQLite database: {advice}"
         verdict = str(err)
     if verdict != "ok":
         verdict = " ".join(str(verdict).split())[:80]  # SQLite lists problems on several lines
