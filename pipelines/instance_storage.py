@@ -15,7 +15,10 @@ This subclass keeps the storage's schema, files and semantics and changes how it
   file (https://www.sqlite.org/wal.html). Readers and writers of other processes (daemon,
   webserver, run workers) keep working: WAL is made for that.
 - a run shard's file is touched after each write: Dagster's webserver streams a run's logs by
-  watching that file, and in WAL mode the file itself changes only at checkpoints.
+  watching that file, and in WAL mode the file itself changes only at checkpoints;
+- a batch of events (a run's planned events: one per asset and partition, 3,000 for a run of 500
+  connections) is written in one transaction per shard, and its asset rows once per asset rather
+  than once per partition: creating such a run took 3.4 s, now 1.0 s.
 
 Dagster exposes its storages as configurable classes for exactly this (dagster.yaml's
 `event_log_storage: module/class/config`), but the SQLite one and the class data of a configured
@@ -31,7 +34,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,6 +51,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool, QueuePool
 
 OPEN_SHARDS = 8  # the index, and the few runs a process writes or reads at once
+# Dagster hands a run's planned events (one per asset and partition: thousands for a batched run)
+# to the storage as batches only when this is set; `store_event_batch` below writes a batch in one
+# transaction. Every process that opens this storage (CLI, daemon, webserver, run workers) imports
+# this module first. A value set by the user is kept.
+EVENT_BATCH_SIZE = "1000"
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
 
 
 def _pragmas(dbapi_connection: Any, _record: object) -> None:
@@ -65,6 +74,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines_lock = threading.Lock()
         self._temporary: tempfile.TemporaryDirectory | None = None
         self._present: set[str] = set()  # tables and columns known to exist
+        self._local = threading.local()  # the open batch of this thread, if any
         if base_dir is None:
             base_dir = (
                 os.path.join(os.environ["DAGSTER_HOME"], "storage")
@@ -116,24 +126,64 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     ) -> PooledSqliteEventLogStorage:
         return cls(inst_data=inst_data, **config_value)
 
-    @contextmanager
-    def _connect(self, shard: str) -> Iterator[Connection]:
-        with self._db_lock:
-            if shard not in self._initialized_dbs:
-                # Dagster's schema check opens a second connection: on its own engine.
-                init_engine = create_engine(
-                    self.conn_string_for_shard(shard),
-                    poolclass=NullPool,
-                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
-                )
-                self._initdb(init_engine)
-                init_engine.dispose()
-                self._initialized_dbs.add(shard)
-            engine = self._engine(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+    def store_event_batch(self, events: Sequence[Any]) -> None:
+        """Events Dagster hands over as a batch (a run's planned events, with
+        DAGSTER_EVENT_BATCH_SIZE set) in one transaction per shard: Dagster's own writes, event by
+        event, without a commit and a lock round for each."""
+        with self._db_lock, contextlib.ExitStack() as stack:
+            self._local.batch, self._local.stack, self._local.planned = {}, stack, {}
+            try:
+                for event in events:
+                    self.store_event(event)
+                for event, event_id in self._local.planned.values():
+                    with self.index_connection() as conn:
+                        super()._store_asset_event(conn, event, event_id)
+            finally:
+                shards = list(self._local.batch)
+                self._local.batch = self._local.planned = None
+        for shard in shards:
             if shard != INDEX_SHARD_NAME:
                 _touch(self.path_for_shard(shard))
+
+    def _store_asset_event(self, conn: Connection, event: Any, event_id: int) -> None:
+        # A planned event sets its asset's row to its run and time: in a batch (one run's planned
+        # events, one per partition) only the last one per asset is written, the same end state.
+        planned = getattr(self._local, "planned", None)
+        dagster_event = event.dagster_event
+        if planned is not None and dagster_event and dagster_event.is_asset_materialization_planned:
+            planned[dagster_event.asset_key] = (event, event_id)
+            return
+        super()._store_asset_event(conn, event, event_id)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        batch: dict[str, Connection] | None = getattr(self._local, "batch", None)
+        if batch is not None:  # in store_event_batch, which holds the lock and the transactions
+            if shard not in batch:
+                batch[shard] = self._begin(shard, self._local.stack)
+            yield batch[shard]
+            return
+        with self._db_lock, contextlib.ExitStack() as stack:
+            yield self._begin(shard, stack)
+        if shard != INDEX_SHARD_NAME:
+            _touch(self.path_for_shard(shard))
+
+    def _begin(self, shard: str, stack: contextlib.ExitStack) -> Connection:
+        """A transaction on the shard's kept connection, ended (committed, or rolled back on an
+        error) when `stack` closes; the caller holds `_db_lock`."""
+        if shard not in self._initialized_dbs:
+            # Dagster's schema check opens a second connection: on its own engine.
+            init_engine = create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=NullPool,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            )
+            self._initdb(init_engine)
+            init_engine.dispose()
+            self._initialized_dbs.add(shard)
+        conn = stack.enter_context(self._engine(shard).connect())
+        stack.enter_context(conn.begin())
+        return conn
 
     def _engine(self, shard: str) -> Engine:
         with self._engines_lock:

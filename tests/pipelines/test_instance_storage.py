@@ -18,9 +18,14 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
+from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
 from pipelines.instance_home import create_instance_storage
-from pipelines.instance_storage import OPEN_SHARDS, PooledSqliteEventLogStorage
+from pipelines.instance_storage import (
+    EVENT_BATCH_SIZE,
+    OPEN_SHARDS,
+    PooledSqliteEventLogStorage,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -159,3 +164,64 @@ def test_processes_started_together_on_a_prepared_new_home_all_open_it(tmp_path)
     ]
     errors = [child.communicate(timeout=120)[1] for child in children]
     assert [child.returncode for child in children] == [0] * 4, errors
+
+
+def test_a_runs_planned_events_are_written_as_one_batch_and_failed_partitions_still_show(
+    tmp_path, monkeypatch
+):
+    """Dagster hands a run's planned events (one per asset and partition) over as a batch, since
+    this module sets DAGSTER_EVENT_BATCH_SIZE; the storage writes it in one transaction. What the
+    UI reads from them must not change: every partition planned, the failed ones marked failed."""
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == EVENT_BATCH_SIZE
+    batches: list[int] = []
+    store_batch = PooledSqliteEventLogStorage.store_event_batch
+
+    def counting(self, events):
+        batches.append(len(events))
+        store_batch(self, events)
+
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event_batch", counting)
+    parts = dg.DynamicPartitionsDefinition(name="accounts")
+    keys = [f"acct-{n}" for n in range(12)]
+
+    @dg.multi_asset(
+        specs=[dg.AssetSpec(name, partitions_def=parts) for name in ("left", "right")],
+        partitions_def=parts,
+        backfill_policy=dg.BackfillPolicy.multi_run(100),
+    )
+    def both(context):
+        for key in context.partition_keys:
+            if key != "acct-3":  # one account fails, as a connection of a batch does
+                for asset in ("left", "right"):
+                    context.log_event(dg.AssetMaterialization(asset, partition=key))
+        raise dg.Failure("acct-3 failed")
+        yield  # a generator, as the sync is
+
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        instance.add_dynamic_partitions("accounts", keys)
+        result = dg.materialize(
+            [both],
+            instance=instance,
+            raise_on_error=False,
+            tags={
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
+        )
+        assert not result.success
+        assert batches == [len(keys) * 2]  # every planned event of the run, in one batch
+        planned = instance.all_logs(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        )
+        assert len(planned) == len(keys) * 2
+        for asset in ("left", "right"):
+            status = get_and_update_asset_status_cache_value(instance, dg.AssetKey(asset), parts)
+            failed = status.deserialize_failed_partition_subsets(parts).get_partition_keys()
+            done = status.deserialize_materialized_partition_subsets(parts).get_partition_keys()
+            assert set(failed) == {"acct-3"}, asset
+            assert set(done) == set(keys) - {"acct-3"}, asset
+            [record] = instance.get_asset_records([dg.AssetKey(asset)])
+            assert record.asset_entry.last_run_id == result.run_id
