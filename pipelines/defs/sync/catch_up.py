@@ -124,7 +124,8 @@ def catch_up_requests(
 ) -> list[dg.RunRequest]:
     ordered = instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME)
     due = day_of_runs(instance, day, ordered).due(now)
-    due = {name: attempt for name, attempt in due.items() if name in set(active)}
+    wanted = set(active)
+    due = {name: attempt for name, attempt in due.items() if name in wanted}
     requests = []
     for attempt in sorted(set(due.values())):
         names = [name for name, n in due.items() if n == attempt]

@@ -84,14 +84,15 @@ def tiktok_daily_sync_schedule(
         context.log.info(left_out_line(left_out))
     # Schedules cannot emit partition requests; adding here (idempotent) means a connection
     # registered minutes ago is synced by this tick even before the partitions sensor runs.
-    known = context.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME)
-    new = [name for name in active if name not in set(known)]
+    known = set(context.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME))
+    new = [name for name in active if name not in known]
     if new:
         context.instance.add_dynamic_partitions(CONNECTION_PARTITIONS_NAME, new)
     ordered = context.instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME)
     scheduled = context.scheduled_execution_time or datetime.now(UTC)
     day = scheduled.strftime("%Y-%m-%d")
-    todo = [name for name in active if name not in covered_today(context.instance, day, ordered)]
+    covered = covered_today(context.instance, day, ordered)  # once: it reads the day's runs
+    todo = [name for name in active if name not in covered]
     if not todo:
         return dg.SkipReason(f"every active connection ({len(active)}) is already synced on {day}")
     _warn_if_over_budget(context, warehouse, todo)
