@@ -177,7 +177,10 @@ SMOKE_ARGS: dict[str, Smoke] = {
     ),
     # dagster dev, a backfill through its GraphQL API and one run: about a minute.
     "backfill": Smoke(
-        ("--connections", "1", "--videos", "1", "--batch-size", "1", "--timeout", "240"),
+        (
+            *("--connections", "1", "--videos", "1", "--batch-size", "1", "--timeout", "240"),
+            *("--latency-low", "0", "--latency-high", "1"),
+        ),
         slow=True,
         timeout_s=420,
     ),
