@@ -39,8 +39,17 @@ TICK = datetime(2026, 11, 22, 6)
 
 
 @pytest.fixture(scope="module")
-def schedule() -> dg.ScheduleDefinition:
-    return defs().resolve_schedule_def(SCHEDULE_NAME)
+def sync_defs() -> dg.Definitions:
+    """The code location's definitions, loaded once for the module. Loading them reads the
+    current Dagster instance's definitions state; in the middle of a test that was, once in a few
+    full-suite runs, the state of an instance an earlier test had dropped ("Attempted to resolve
+    undefined DagsterInstance weakref")."""
+    return defs()
+
+
+@pytest.fixture(scope="module")
+def schedule(sync_defs) -> dg.ScheduleDefinition:
+    return sync_defs.resolve_schedule_def(SCHEDULE_NAME)
 
 
 @pytest.fixture
@@ -267,14 +276,14 @@ def test_a_connection_that_keeps_failing_is_caught_up_a_bounded_number_of_times(
 
 
 def test_the_sensor_catches_up_today_after_the_delay_and_never_beside_a_run_in_flight(
-    day_harness, simulator, monkeypatch
+    sync_defs, day_harness, simulator, monkeypatch
 ):
     today = datetime.now(UTC).strftime("%Y-%m-%d")  # the sensor's day (SYNC_TIMEZONE is UTC)
     harness, active = fail_day(day_harness, simulator, blip_answers=1000, day=today)
     (failed,) = harness.instance.get_run_records()
     assert failed.end_time is not None
     assert catch_up_requests(harness.instance, today, active, failed.end_time + 60) == []  # soon
-    sensor = defs().resolve_sensor_def("tiktok_daily_sync_catch_up")
+    sensor = sync_defs.resolve_sensor_def("tiktok_daily_sync_catch_up")
 
     def evaluate() -> dg.SensorResult:
         context = dg.build_sensor_context(
