@@ -39,14 +39,6 @@ from bench.daily import fresh_home, stop_group
 REPO = Path(__file__).resolve().parents[1]
 LIMIT_PER_MINUTE = 600
 DISPLAY_ENDPOINTS = ("user_info", "video_list", "video_query")
-JOB_ASSETS = (
-    "tiktok_profile",
-    "tiktok_videos",
-    "tiktok_profile_stats_daily",
-    "tiktok_video_metrics_daily",
-    "crm_contacts",
-    "crm_videos",
-)
 LAUNCH = """
 mutation($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -105,6 +97,14 @@ def wait_for_backfill(base_url: str, backfill_id: str, timeout_s: float) -> dict
     raise SystemExit(f"the backfill did not finish within {timeout_s:.0f} s")
 
 
+def sync_asset_keys() -> list:
+    """Every asset of the daily sync, as the UI's "Materialize all" selects them (the code
+    location's own list: with no CRM configured, the six tables)."""
+    from pipelines.defs.sync.assets import sync_assets
+
+    return [key for assets in sync_assets().assets for key in assets.keys]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=200)
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
             sim.set(latency_ms=(args.latency_low, args.latency_high))
             params = {
                 "partitionNames": names,
-                "assetSelection": [{"path": [asset]} for asset in JOB_ASSETS],
+                "assetSelection": [{"path": key.path} for key in sync_asset_keys()],
                 "fromFailure": False,
                 "title": f"bench.backfill {len(names)} connections",
             }

@@ -140,7 +140,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                         super()._store_asset_event(conn, event, event_id)
             finally:
                 shards = list(self._local.batch)
-                self._local.batch = self._local.planned = None
+                self._local.batch = self._local.planned = self._local.stack = None
         for shard in shards:
             if shard != INDEX_SHARD_NAME:
                 _touch(self.path_for_shard(shard))
