@@ -43,9 +43,11 @@ def _isolated_environment(tmp_path: Path) -> Iterator[None]:
     # A fresh token key per test: stores built from the environment encrypt without setup.
     os.environ["TIKTOK_CRM_SYNC_TOKEN_KEYS"] = canary_key or Fernet.generate_key().decode()
     (tmp_path / "dagster_home").mkdir()
-    # Dagster instances publish their defs-state storage in a context variable and ephemeral ones
-    # never reset it; a later definitions load would then reach a collected instance. Each test
-    # gets its own value, restored afterwards.
+    # Dagster instances publish their defs-state storage in a context variable while entered. Each
+    # test gets its own value, restored afterwards. (A schedule or sensor context opens an instance
+    # of its own and closes it, resetting the variable, only on exit: tests use them in `with`,
+    # or the garbage collector closes them in a later test, which then loads definitions against a
+    # dropped instance: tests/test_hygiene.py.)
     try:
         with set_defs_state_storage(None):
             yield

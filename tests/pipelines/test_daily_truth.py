@@ -72,12 +72,12 @@ def scheduled_daily_sync(harness: Harness, clock: ManualClock) -> None:
     )
     schedule = loaded.resolve_schedule_def(SCHEDULE_NAME)
     job = loaded.resolve_job_def(DAILY_SYNC_JOB)
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=harness.instance,
         resources={key: harness.resources[key] for key in ("state_db", "warehouse")},
         scheduled_execution_time=datetime.fromtimestamp(clock(), UTC),
-    )
-    requests = schedule(context)
+    ) as context:
+        requests = schedule(context)
     assert len(requests) == 1  # three connections: one run
     for request in requests:
         result = job.execute_in_process(

@@ -30,10 +30,10 @@ def test_partitions_sensor_mirrors_the_registry(loaded, simulator, tmp_path):
     sensor = loaded.resolve_sensor_def("tiktok_connection_partitions_sensor")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tiktok_connection", ["gone", "stale"])
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=instance, resources={"state_db": harness.resources["state_db"]}
-        )
-        result = sensor(context)
+        ) as context:
+            result = sensor(context)
     requests = {
         type(r).__name__: sorted(r.partition_keys) for r in result.dynamic_partitions_requests
     }

@@ -32,12 +32,12 @@ def harness(simulator, tmp_path):
 def test_the_schedule_syncs_only_live_connections_and_says_why(harness, capfd):
     schedule = defs().resolve_schedule_def(SCHEDULE_NAME)
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
+        with dg.build_schedule_context(
             instance=instance,
             resources={k: harness.resources[k] for k in ("state_db", "warehouse")},
             scheduled_execution_time=datetime(2026, 12, 7, 6),
-        )
-        requests = schedule(context)
+        ) as context:
+            requests = schedule(context)
         partitions = instance.get_dynamic_partitions(CONNECTION_PARTITIONS_NAME)
     starts = [request.tags["dagster/asset_partition_range_start"] for request in requests]
     assert starts == ["creator-a"] and partitions == ["creator-a"]
@@ -48,10 +48,10 @@ def test_the_schedule_syncs_only_live_connections_and_says_why(harness, capfd):
 
 def test_the_sensor_removes_demo_partitions_from_the_live_instance(harness):
     harness.instance.add_dynamic_partitions(CONNECTION_PARTITIONS_NAME, ["demo-01"])
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=harness.instance, resources={"state_db": harness.resources["state_db"]}
-    )
-    result = tiktok_connection_partitions_sensor(context)
+    ) as context:
+        result = tiktok_connection_partitions_sensor(context)
     added, deleted = result.dynamic_partitions_requests
     assert list(added.partition_keys) == ["creator-a"]
     assert list(deleted.partition_keys) == ["demo-01"]

@@ -40,10 +40,7 @@ TICK = datetime(2026, 11, 22, 6)
 
 @pytest.fixture(scope="module")
 def sync_defs() -> dg.Definitions:
-    """The code location's definitions, loaded once for the module. Loading them reads the
-    current Dagster instance's definitions state; in the middle of a test that was, once in a few
-    full-suite runs, the state of an instance an earlier test had dropped ("Attempted to resolve
-    undefined DagsterInstance weakref")."""
+    """The code location's definitions, loaded once for the module."""
     return defs()
 
 
@@ -62,15 +59,15 @@ def harness(simulator, tmp_path):
 
 
 def tick(schedule, harness, instance, when: datetime = TICK):
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=instance,
         resources={
             "state_db": harness.resources["state_db"],
             "warehouse": harness.resources["warehouse"],
         },
         scheduled_execution_time=when,
-    )
-    return schedule(context)
+    ) as context:
+        return schedule(context)
 
 
 def ranges(requests) -> list[tuple[str, str]]:
@@ -286,10 +283,10 @@ def test_the_sensor_catches_up_today_after_the_delay_and_never_beside_a_run_in_f
     sensor = sync_defs.resolve_sensor_def("tiktok_daily_sync_catch_up")
 
     def evaluate() -> dg.SensorResult:
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=harness.instance, resources={"state_db": harness.resources["state_db"]}
-        )
-        return sensor(context)
+        ) as context:
+            return sensor(context)
 
     monkeypatch.setattr(catch_up, "CATCH_UP_AFTER_S", 0)  # as if half an hour had passed
     assert ranges(evaluate().run_requests) == [("b-two", "b-two")]
