@@ -125,7 +125,7 @@ def register(sim: object, count: int) -> list[str]:
     """The demo app's connections, authorized through the simulator's OAuth flow."""
     from pipelines.demo import ALL_SCOPES, DEMO_REDIRECT_URI
     from resources import settings
-    from resources.connections import ConnectionStore
+    from resources.connections.store import ConnectionStore
     from resources.database import make_engine
     from resources.tiktok.apps import DEMO_APP, load_app
     from resources.tiktok.oauth import OAuthClient

@@ -46,8 +46,9 @@ from bench.extract_setup import (
     machine_facts,
     start_simulator,
 )
-from resources.connections import ConnectionStore
-from resources.ratelimit import (
+from resources.connections.store import ConnectionStore
+from resources.connections.tokens import ConnectionTokens
+from resources.ratelimit.budget import (
     DEFAULT_LIMIT_PER_MINUTE,
     ENDPOINTS,
     SAFETY_MARGIN,
@@ -60,7 +61,6 @@ from resources.tiktok.client import MAX_PAGE_SIZE, CallStats, RateBudget, TikTok
 from resources.tiktok.extract import extract_profile, extract_videos, refresh_metrics
 from resources.tiktok.oauth import OAuthClient
 from resources.tiktok.pagination import PageWalk
-from resources.tokens import ConnectionTokens
 
 WORKLOAD = "profile + all videos + metrics refresh of all videos, per connection"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from resources.connections import ConnectionStore
+from resources.connections.store import ConnectionStore
 from resources.database import make_engine
 from resources.tiktok.apps import DEMO_APP, load_app
 from resources.tiktok.oauth import OAuthClient

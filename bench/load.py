@@ -44,7 +44,7 @@ import sqlalchemy as sa
 
 from resources.database import make_engine
 from resources.tiktok.models import TikTokVideo
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from services import tables
 from simulators.tiktok.config import DEMO_CLIENT_KEY, SimulatorConfig
 from simulators.tiktok.data import Catalog

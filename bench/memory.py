@@ -58,10 +58,10 @@ def peak_rss_mb() -> float:
 def child(args: argparse.Namespace) -> None:
     """One size in a fresh process: set up, then two full syncs; prints one JSON line."""
     from resources.configurable import TikTokResource
-    from resources.connections import ConnectionStore
+    from resources.connections.store import ConnectionStore
     from resources.database import make_engine
     from resources.settings import MODE_DEMO
-    from resources.warehouse import Warehouse
+    from resources.warehouse.store import Warehouse
     from services import tables
     from services.videos import VideoTables, sync_videos
 

@@ -52,7 +52,7 @@ def child(batch_size: int) -> None:
     from pipelines.definitions import defs
     from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
     from pipelines.runner import QUIET_CONSOLE, add_partitions
-    from resources.connections import ConnectionStore
+    from resources.connections.store import ConnectionStore
     from resources.database import make_engine
     from resources.settings import state_database_url
 

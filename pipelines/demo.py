@@ -21,10 +21,10 @@ import httpx
 
 from pipelines.instance_home import InstanceNotConfigured, use_project_instance
 from resources import settings
-from resources.connections import ConnectionStore
-from resources.crypto import TOKEN_KEYS_VAR, ensure_demo_key
+from resources.connections.crypto import TOKEN_KEYS_VAR, ensure_demo_key
+from resources.connections.oauth_flow import finish_authorization, start_authorization
+from resources.connections.store import ConnectionStore
 from resources.database import make_engine
-from resources.oauth_flow import finish_authorization, start_authorization
 from resources.tiktok.apps import DEMO_APP, live_credentials_configured, load_app
 from resources.tiktok.oauth import OAuthClient, TokenGrant
 from resources.tiktok.scopes import BASIC, PROFILE, STATS, VIDEO_LIST
@@ -122,7 +122,7 @@ def prepare_environment(project_dir: Path | None = None) -> None:
     os.environ["DAGSTER_HOME"] = str(settings.demo_home() / DAGSTER_FOLDER)
     if not os.environ.get(TOKEN_KEYS_VAR):
         # Zero configuration: demo tokens are encrypted with a generated demo-only key file,
-        # which live mode never reads (resources.crypto).
+        # which live mode never reads (resources.connections.crypto).
         ensure_demo_key()
     try:
         use_project_instance()

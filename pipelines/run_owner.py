@@ -206,8 +206,8 @@ def free_slots_of_finished_runs(instance: dg.DagsterInstance) -> list[str]:
 
 def lease_releaser(state_database_url: str) -> Callable[[str], int]:
     """Frees a run's connection leases in this state database."""
+    from resources.connections.leases import release_run_leases
     from resources.database import make_engine
-    from resources.leases import release_run_leases
 
     engine = make_engine(state_database_url)
     return lambda run_id: release_run_leases(engine, run_id)

@@ -15,9 +15,10 @@ from pydantic import PrivateAttr
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from resources.connections import Connection, ConnectionStore
+from resources.connections.store import Connection, ConnectionStore
+from resources.connections.tokens import ConnectionTokens
 from resources.database import database_problem, make_engine, redact_url
-from resources.ratelimit import BudgetConfigError, RequestBudget, parse_limits
+from resources.ratelimit.budget import BudgetConfigError, RequestBudget, parse_limits
 from resources.settings import MODE_DEMO, MODE_LIVE, SettingError, check_database_url, data_dir
 from resources.tiktok.apps import DEMO_APP, live_credentials_configured, load_app
 from resources.tiktok.breaker import BREAKER_COOLDOWN_S, BREAKER_THRESHOLD, CircuitBreaker
@@ -31,8 +32,7 @@ from resources.tiktok.client import (
     TikTokClient,
 )
 from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL, OAUTH_TIMEOUT, OAuthClient
-from resources.tokens import ConnectionTokens
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 
 
 class DemoModeError(RuntimeError):

@@ -1,10 +1,10 @@
 """The daily sync of many connections: concurrent, each connection on its own.
 
-`sync_connections` works on a run's connections in a thread pool: a step's wall time is then set
-by TikTok's request budget (shared by every thread, process and machine, `resources.ratelimit`),
-not by the latency of one request after another. Each connection goes through its whole sync in
-one thread: profile, videos, quality checks, CRM tables, CRM pushes. A connection that fails
-stops there and is reported with its error; every other connection completes.
+`sync_connections` works on a run's connections in a thread pool: a step's wall time is then set by
+TikTok's request budget (shared by every thread, process and machine, `resources.ratelimit.budget`),
+not by the latency of one request after another. Each connection goes through its whole sync in one
+thread: profile, videos, quality checks, CRM tables, CRM pushes. A connection that fails stops there
+and is reported with its error; every other connection completes.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from resources.connections import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
+from resources.connections.store import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
+from resources.connections.tokens import reconnect_hint
 from resources.tiktok.errors import NeedsReconnect
-from resources.tokens import reconnect_hint
 from services import progress, quality
 from services.crm_push import push_connection
 from services.crm_records import SOURCE_ASSETS, map_connection

@@ -17,7 +17,7 @@ from datetime import date
 from typing import Any
 
 from resources.settings import mappings_dir
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from services import tables
 from services.outcome import ConnectionOutcome, Metadata
 from services.plan import SyncPlan, SyncTools

@@ -7,7 +7,7 @@ launched at all is noticed too.
 
 from collections.abc import Iterable
 
-from resources.connections import ACTIVE, Connection
+from resources.connections.store import ACTIVE, Connection
 
 FRESHNESS_HOURS = 26  # the daily sync plus two hours of slack for queueing and retries
 FRESHNESS_JOB = "connection_freshness"

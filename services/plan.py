@@ -17,13 +17,13 @@ from typing import Protocol
 
 from sqlalchemy import Table
 
-from resources.connections import Connection, ConnectionStore
+from resources.connections.leases import LeaseStore
+from resources.connections.store import Connection, ConnectionStore
+from resources.connections.sync_log import SyncLog
 from resources.crm.push import CrmClient
 from resources.crm.state import PushStateStore
-from resources.leases import LeaseStore
-from resources.sync_log import SyncLog
 from resources.tiktok.client import TikTokClient
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from services.policy import SyncPolicy
 from transforms import Mapping
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from services.quality_queries import VIDEOS
 
 TOP_VIDEOS = 5

@@ -7,7 +7,7 @@ profile, with the connection's trend over its last days.
 
 from __future__ import annotations
 
-from resources.connections import Connection, connection_metadata
+from resources.connections.store import Connection, connection_metadata
 from resources.tiktok.client import TikTokClient
 from resources.tiktok.extract import extract_profile
 from services import tables

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from resources.connections import ConnectionStore
-from resources.warehouse import Warehouse
+from resources.connections.store import ConnectionStore
+from resources.warehouse.store import Warehouse
 from services import quality_queries as queries
 from services import tables
 from services.freshness import FRESHNESS_HOURS, LIST_HINT, age_text, is_stale

@@ -8,7 +8,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from services import tables
 from services.policy import ConnectionSize
 

@@ -17,7 +17,8 @@ Memory stays flat whatever the account's size: videos flow through in chunks, an
 video is held in Python. Every listed video is written with the run's load id (`_load_id`) in
 this transaction, so "stored but not listed by this run" is a query (`_load_id` is not this run's)
 rather than a set of ids; the page walk keeps its seen ids as 8-byte numbers (`SeenIds`). That
-needs one sync per connection per load id, as a Dagster run does (and `resources.leases` ensures).
+needs one sync per connection per load id, as a Dagster run does (and
+`resources.connections.leases` ensures).
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ from typing import Literal
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select, update
 
-from resources.connections import Connection as TikTokConnection
+from resources.connections.store import Connection as TikTokConnection
 from resources.tiktok.client import TikTokClient
 from resources.tiktok.errors import ScopeMissing
 from resources.tiktok.extract import extract_videos, refresh_metrics
 from resources.tiktok.models import TikTokVideo
 from resources.tiktok.pagination import PageWalk
 from resources.tiktok.scopes import QUERY_FIELDS
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from services import tables
 from services.outcome import ConnectionOutcome, Markdown, Metadata
 from services.plan import SyncPlan, SyncTools

@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from resources.database import make_engine
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from simulators.tiktok import SimulatorConfig, TikTokSimulator
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

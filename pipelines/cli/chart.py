@@ -21,7 +21,7 @@ from pipelines.cli.output import say
 from pipelines.cli.preflight import preflight
 from resources import settings
 from resources.database import make_engine
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from services import tables
 
 WIDTH, HEIGHT, MARGIN = 720, 360, 70

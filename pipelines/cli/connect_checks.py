@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import false, update
 
 from resources import settings
-from resources.connection_table import connections_table
-from resources.connections import ConnectionStore, validate_name
-from resources.crypto import cipher_from_environment
+from resources.connections.crypto import cipher_from_environment
+from resources.connections.oauth_flow import LISTEN_HOST
+from resources.connections.store import ConnectionStore, validate_name
+from resources.connections.table import connections_table
 from resources.database import make_engine
-from resources.oauth_flow import LISTEN_HOST
 from resources.tiktok.apps import MissingSecret, load_app
 
 Check = Callable[[], str | None]  # a problem with its fix, or None

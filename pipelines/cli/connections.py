@@ -21,12 +21,10 @@ from pipelines.cli.connect_checks import connect_problems
 from pipelines.cli.output import say, stdout_console
 from pipelines.cli.preflight import preflight
 from resources import settings
-from resources.audit import KEY_ROTATED, AuditLog
-from resources.connections import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
-from resources.database import make_engine
-from resources.importer import ImportFileError, import_entries, read_entries
-from resources.lifecycle import RegistrationRefused, disconnect, register
-from resources.oauth_flow import (
+from resources.connections.audit import KEY_ROTATED, AuditLog
+from resources.connections.importer import ImportFileError, import_entries, read_entries
+from resources.connections.lifecycle import RegistrationRefused, disconnect, register
+from resources.connections.oauth_flow import (
     DEFAULT_PORT,
     LISTENER_TIMEOUT_S,
     PKCE_VARIANTS,
@@ -35,12 +33,18 @@ from resources.oauth_flow import (
     authorize_with_listener,
     default_redirect_uri,
 )
+from resources.connections.store import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
+from resources.connections.webhooks import (
+    WebhookRejected,
+    configured_apps,
+    handle_authorization_removed,
+)
+from resources.database import make_engine
 from resources.tiktok.apps import DEFAULT_APP, DEMO_APP, MissingSecret, load_app
 from resources.tiktok.client import DEFAULT_BASE_URL
 from resources.tiktok.errors import TikTokError
 from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL, OAuthClient
 from resources.tiktok.scopes import BASIC, SUPPORTED_SCOPES, missing_user_scopes, parse_scopes
-from resources.webhooks import WebhookRejected, configured_apps, handle_authorization_removed
 
 REFRESH_WARNING_DAYS = 14
 _USER_ERRORS = (

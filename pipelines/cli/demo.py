@@ -113,7 +113,7 @@ def _endpoint_stats(simulator: TikTokSimulator) -> list[dict]:
 
 
 def _print_summary(outcome: SyncOutcome, api_calls: int, seconds: float) -> None:
-    from resources.warehouse import Warehouse
+    from resources.warehouse.store import Warehouse
     from services import tables
     from services.crm_records import warehouse_mappings
 

@@ -100,8 +100,8 @@ def _map_synced_rows(
     chosen: Mapping, connection_name: str
 ) -> tuple[MappingResult, int, date | None]:
     # Deferred: these pull in Dagster, which `mapping check` does not need.
-    from resources.connections import ConnectionStore, UnknownConnection
-    from resources.warehouse import Warehouse
+    from resources.connections.store import ConnectionStore, UnknownConnection
+    from resources.warehouse.store import Warehouse
     from services.crm_records import SOURCE_TABLES, mapping_inputs
     from transforms import apply_mapping
 

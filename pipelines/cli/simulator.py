@@ -9,7 +9,7 @@ from pipelines.cli.output import say
 
 def rehearsal_exports(base_url: str) -> list[str]:
     """What to export in another shell so the live commands talk to this simulator."""
-    from resources.crypto import GENERATE_KEY_HINT, TOKEN_KEYS_VAR
+    from resources.connections.crypto import GENERATE_KEY_HINT, TOKEN_KEYS_VAR
     from simulators.tiktok.config import REHEARSAL_CLIENT_KEY, REHEARSAL_CLIENT_SECRET
 
     return [

@@ -26,7 +26,7 @@ def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
     """Run the daily sync now for NAMES (or --all), as Dagster runs you can see in the UI."""
     from pipelines.defs.tiktok.live import leave_out_demo, left_out_line
     from pipelines.instance_home import InstanceNotConfigured, use_project_instance
-    from resources.connections import ACTIVE, ConnectionStore
+    from resources.connections.store import ACTIVE, ConnectionStore
 
     if bool(names) == all_active:
         raise click.UsageError("name the connections to sync, or pass --all (not both)")

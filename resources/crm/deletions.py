@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from resources import audit
+from resources.connections import audit
 from resources.crm.models import Record
 
 KEEP, FLAG, ARCHIVE = "keep", "flag", "archive"

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, func, select
 
-from resources import audit
+from resources.connections import audit
 from resources.crm.models import TRANSIENT, VALIDATION, Archive, BatchResult, Record, Rejection
 from resources.crm.state_tables import (
     as_json,

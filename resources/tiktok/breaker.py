@@ -7,7 +7,7 @@ one call may probe: a success closes the circuit, a failure opens it again at on
 belongs to one client by default; clients that share an app may share one.
 
 429s are not failures here: they say "slower", not "broken". The shared request budget lowers the
-endpoint's rate and the client waits them out, up to its patience (`resources.ratelimit`).
+endpoint's rate and the client waits them out, up to its patience (`resources.ratelimit.budget`).
 """
 
 from __future__ import annotations

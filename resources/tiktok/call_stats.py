@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resources.http_base import CallStats as BaseCallStats
-from resources.ratelimit import Admission
+from resources.ratelimit.budget import Admission
 
 
 def _by_endpoint(counts: Counter[str] | dict[str, Any]) -> str:

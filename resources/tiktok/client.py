@@ -33,7 +33,7 @@ import httpx
 from tenacity import RetryCallState, Retrying
 
 from resources.http_base import BACKOFF_CAP_S, retrying, send
-from resources.ratelimit import Admission
+from resources.ratelimit.budget import Admission
 from resources.tiktok.breaker import CircuitBreaker
 from resources.tiktok.call_stats import CallStats
 from resources.tiktok.errors import AuthExpired, RateLimited, TikTokError, TransientError
@@ -68,7 +68,7 @@ class TokenSource(Protocol):
 
 
 class RateBudget(Protocol):
-    """Proactive, adaptive per-endpoint budget (`resources.ratelimit.ScopedBudget`).
+    """Proactive, adaptive per-endpoint budget (`resources.ratelimit.budget.ScopedBudget`).
 
     `admit` blocks until a request may go; a budget whose store is unreachable raises
     `ConnectionError`, and the request is then retried. `rate_limited` reports a 429 for an

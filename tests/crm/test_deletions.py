@@ -10,7 +10,7 @@ import dataclasses
 
 import pytest
 
-from resources.audit import CONNECTED, DISCONNECTED, PURGED, AuditLog
+from resources.connections.audit import CONNECTED, DISCONNECTED, PURGED, AuditLog
 from resources.crm.deletions import ARCHIVE, FLAG, KEEP, DeletePolicy
 from resources.crm.models import VALIDATION, Archive
 from resources.crm.push import DELETED_REASON, PURGED_REASON, plan_for, run_push

@@ -43,9 +43,9 @@ from pipelines.defs.sync.assets import TIKTOK_POOL
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
 from pipelines.runner import QUIET_CONSOLE
-from resources.connections import ConnectionStore
+from resources.connections.store import ConnectionStore
 from resources.database import make_engine
-from resources.ratelimit import budget_rates
+from resources.ratelimit.budget import budget_rates
 from simulators.tiktok import SimulatorConfig, TikTokSimulator
 from simulators.tiktok.app import ROUTES, SimulatorApp, Wait
 from simulators.tiktok.responses import Reply, SimRequest

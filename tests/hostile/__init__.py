@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 
 IN_CI = os.environ.get("CI") == "true"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from resources.database import make_engine
-from resources.warehouse import Warehouse, WarehouseError
+from resources.warehouse.store import Warehouse, WarehouseError
 from tests.hostile import snapshot
 from tests.transforms.builders import ALL_SCOPES, profile, video
 from transforms import apply_mapping, load_mapping

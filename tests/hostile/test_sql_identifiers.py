@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from resources.warehouse import Warehouse, WarehouseError
+from resources.warehouse.store import Warehouse, WarehouseError
 from tests.hostile import SQL_LOOKING, snapshot
 from tests.transforms.builders import mapping_text
 from transforms import MappingError, parse_mapping

@@ -17,12 +17,12 @@ from pipelines.defs.batch import CALLS_KEY
 from pipelines.defs.sync.assets import build_sync_assets
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
-from resources.connections import ConnectionStore
+from resources.connections.store import ConnectionStore
 from resources.crm.resource import CrmResource
 from resources.database import make_engine
 from resources.tiktok.apps import load_app
 from resources.tiktok.oauth import OAuthClient
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from services.crm_records import push_mappings, warehouse_mappings
 from simulators.tiktok import TikTokSimulator
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from pipelines.cli import main
 from resources import settings
-from resources.connections import ConnectionStore
-from resources.crypto import TOKEN_KEYS_VAR
+from resources.connections.crypto import TOKEN_KEYS_VAR
+from resources.connections.store import ConnectionStore
 from resources.database import make_engine
 from tests.pipelines.helpers import connect, use_live_app
 

@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.definitions import defs
 from resources.tiktok import scopes
-from resources.warehouse_load import LOAD_NAMES
+from resources.warehouse.load import LOAD_NAMES
 from services import tables
 
 TABLE_COLUMNS = {

@@ -22,12 +22,12 @@ from cryptography.fernet import Fernet
 from rich.cells import cell_len
 
 from pipelines.cli import main
-from resources.audit import AuditLog
-from resources.connections import Connection, ConnectionStore
+from resources.connections.audit import AuditLog
+from resources.connections.store import Connection, ConnectionStore
+from resources.connections.webhooks import sign
 from resources.tiktok.apps import load_app
 from resources.tiktok.errors import NeedsReconnect
 from resources.tiktok.oauth import OAuthClient
-from resources.webhooks import sign
 from tests.pipelines.helpers import (
     ALL_SCOPES,
     REDIRECT_URI,

@@ -28,7 +28,7 @@ import yaml
 from resources.database import make_engine
 from resources.tiktok.apps import TikTokApp
 from resources.tiktok.oauth import OAuthClient, TokenGrant
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from simulators.tiktok.config import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET
 
 REDIRECT_URI = "http://127.0.0.1:8765/callback/"
@@ -122,7 +122,7 @@ def test_demo_then_the_live_path_on_one_home(tmp_path, served):
 
     # An older checkout kept its demo connection in the live state: live runs leave it out.
     from resources import settings
-    from resources.connections import ConnectionStore
+    from resources.connections.store import ConnectionStore
 
     old = simulated_grant(base_url, DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, account=3)
     live_store = ConnectionStore(make_engine(settings.state_database_url()))

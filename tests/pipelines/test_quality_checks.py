@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pipelines.defs.quality.freshness import FRESHNESS_HOURS, connection_freshness
 from pipelines.defs.sync.assets import build_sync_assets
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
-from resources.connections import ConnectionStore
+from resources.connections.store import ConnectionStore
 from resources.crm.resource import CrmResource
 from resources.database import make_engine
 from services import tables

@@ -16,9 +16,9 @@ from pipelines.cli import main
 from pipelines.instance_home import PROJECT_YAML
 from pipelines.run_owner import PID_TAG
 from resources import settings
-from resources.connections import ConnectionStore
+from resources.connections.store import ConnectionStore
 from resources.database import make_engine
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from tests.pipelines.helpers import connect, use_live_app
 
 

@@ -54,9 +54,10 @@ class Hooks:
 
 def install(hook: Hooks) -> None:
     """Wrap the loader and the push at the places a crash would hurt; shrink the chunk sizes."""
-    from resources import warehouse, warehouse_load
     from resources.crm.http import CrmHttp
     from resources.crm.state import PushStateStore
+    from resources.warehouse import load as warehouse_load
+    from resources.warehouse import store as warehouse
     from services import videos as video_sync
 
     video_sync.CHUNK_VIDEOS = VIDEO_CHUNK

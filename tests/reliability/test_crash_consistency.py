@@ -58,7 +58,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from resources.connections import ConnectionStore
+from resources.connections.store import ConnectionStore
 from resources.database import make_engine
 from resources.settings import mappings_dir
 from simulators.crm_fakes import FakeHubSpot

@@ -30,7 +30,7 @@ from pipelines.defs.batch import CALLS_KEY
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.runner import QUIET_CONSOLE, add_partitions
 from resources.configurable import TikTokResource
-from resources.connections import ACTIVE, NEEDS_RECONNECT
+from resources.connections.store import ACTIVE, NEEDS_RECONNECT
 from services import tables
 from services.crm_records import warehouse_mappings
 from simulators.tiktok import TikTokSimulator

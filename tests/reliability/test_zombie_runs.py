@@ -24,10 +24,10 @@ import pytest
 from pipelines.instance_home import use_project_instance
 from pipelines.run_owner import PID_TAG
 from resources import settings
-from resources.connections import ConnectionStore
+from resources.connections.leases import leases
+from resources.connections.store import ConnectionStore
 from resources.database import make_engine
-from resources.leases import leases
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 from simulators.tiktok import SimulatorConfig, TikTokSimulator
 from tests.pipelines.helpers import connect, use_live_app
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 import time
 
+from resources.connections.leases import LEASE_TTL_S, RENEW_EVERY_S, ConnectionBusy, LeaseStore
 from resources.database import make_engine
-from resources.leases import LEASE_TTL_S, RENEW_EVERY_S, ConnectionBusy, LeaseStore
 
 
 def main() -> None:

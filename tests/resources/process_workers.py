@@ -13,7 +13,7 @@ def take_budget(
     url: str, scope: str, attempts: int, limit: int, barrier: Any, results: Any
 ) -> None:
     """Try `attempts` non-blocking acquisitions on one key; report how many were admitted."""
-    from resources.ratelimit import RequestBudget
+    from resources.ratelimit.budget import RequestBudget
 
     budget = RequestBudget(url, {"video_list": limit}, margin=0.0)
     budget.try_acquire("video_list", f"{scope}-warm-up")  # connect before the race starts
@@ -30,7 +30,7 @@ def queue_on_budget(
 
     Every acquisition must return: a budget under contention queues, it never refuses.
     """
-    from resources.ratelimit import RequestBudget
+    from resources.ratelimit.budget import RequestBudget
 
     budget = RequestBudget(url, {"video_list": limit}, margin=0.0)
     budget.try_acquire("video_list", f"{scope}-warm-up")
@@ -58,7 +58,7 @@ def stamp_admissions(
 ) -> None:
     """Make `attempts` blocking acquisitions on one key with a scaled-down window, on the real
     clock; report (the budget's admission stamps, errors)."""
-    from resources.ratelimit import RequestBudget
+    from resources.ratelimit.budget import RequestBudget
 
     budget = RequestBudget(
         url, {"video_list": limit}, margin=0.0, window_s=window_s, latency_allowance_s=allowance_s
@@ -90,7 +90,7 @@ def sync_profile(
     """
     os.environ.update(environ)
     from resources.configurable import TikTokResource
-    from resources.connections import ConnectionStore
+    from resources.connections.store import ConnectionStore
     from resources.database import make_engine
     from resources.tiktok.extract import extract_profile
 
@@ -121,7 +121,7 @@ def sync_connections(
     """
     os.environ.update(environ)
     from resources.configurable import TikTokResource
-    from resources.connections import ConnectionStore
+    from resources.connections.store import ConnectionStore
     from resources.database import make_engine
     from resources.tiktok.extract import extract_profile, extract_videos, refresh_metrics
     from resources.tiktok.pagination import PageWalk

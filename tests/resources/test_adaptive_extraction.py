@@ -25,15 +25,15 @@ from pathlib import Path
 
 import pytest
 
-from resources.connections import ConnectionStore
+from resources.connections.store import ConnectionStore
+from resources.connections.tokens import ConnectionTokens
 from resources.database import make_engine
-from resources.ratelimit import RequestBudget, ScopedBudget, parse_limits
+from resources.ratelimit.budget import RequestBudget, ScopedBudget, parse_limits
 from resources.tiktok.apps import DEMO_APP, load_app
 from resources.tiktok.client import TikTokClient
 from resources.tiktok.extract import extract_profile, extract_videos, refresh_metrics
 from resources.tiktok.oauth import OAuthClient
 from resources.tiktok.pagination import PageWalk
-from resources.tokens import ConnectionTokens
 from simulators.tiktok import SimulatorConfig, TikTokSimulator
 from tests.pipelines.helpers import connect, use_live_app
 from tests.resources.process_workers import sync_connections

@@ -7,7 +7,7 @@ clock, and these tests record what it was asked.
 import httpx
 import pytest
 
-from resources.ratelimit import Admission
+from resources.ratelimit.budget import Admission
 from resources.tiktok.breaker import CircuitBreaker
 from resources.tiktok.client import TikTokClient
 from resources.tiktok.errors import (

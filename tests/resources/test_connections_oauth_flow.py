@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from resources.oauth_flow import (
+from resources.connections.oauth_flow import (
     AuthorizationError,
     CallbackTimeout,
     ConsentDenied,

@@ -4,10 +4,10 @@ audit rows in the state database. On SQLite and PostgreSQL.
 
 import pytest
 
-from resources.audit import AuditLog
+from resources.connections.audit import AuditLog
 from resources.database import make_engine
-from resources.purge import purge_connection, tables_with_connection_column
-from resources.warehouse import Warehouse
+from resources.warehouse.purge import purge_connection, tables_with_connection_column
+from resources.warehouse.store import Warehouse
 
 VIDEO_COLUMNS = [("connection_name", "string"), ("id", "string"), ("views", "integer")]
 

@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from resources.connections import (
+from resources.connections.crypto import TOKEN_KEYS_VAR, TokenCipher, TokenKeyError
+from resources.connections.store import (
     DISCONNECTED,
     ConnectionStore,
     NoTokens,
     connection_metadata,
     validate_name,
 )
-from resources.crypto import TOKEN_KEYS_VAR, TokenCipher, TokenKeyError
 from resources.database import make_engine
 from resources.tiktok.apps import app_env_names
 from resources.tiktok.oauth import TokenGrant

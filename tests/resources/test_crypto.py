@@ -9,7 +9,7 @@ import stat
 import pytest
 from cryptography.fernet import Fernet
 
-from resources.crypto import (
+from resources.connections.crypto import (
     DEMO_KEY_FILE,
     TOKEN_KEYS_VAR,
     TokenCipher,

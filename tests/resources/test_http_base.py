@@ -13,7 +13,7 @@ from resources.crm.errors import CrmError
 from resources.crm.errors import RateLimited as CrmRateLimited
 from resources.crm.models import CallStats as CrmCallStats
 from resources.http_base import ApiError, CallStats, retrying, send
-from resources.ratelimit import Admission
+from resources.ratelimit.budget import Admission
 from resources.tiktok.call_stats import CallStats as TikTokCallStats
 from resources.tiktok.errors import TikTokError
 from resources.tiktok.errors import TransientError as TikTokTransient

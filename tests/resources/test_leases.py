@@ -21,8 +21,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from resources.database import add_missing_columns, make_engine
-from resources.leases import (
+from resources.connections.leases import (
     LEASE_TTL_S,
     RENEW_EVERY_S,
     ConnectionBusy,
@@ -31,6 +30,7 @@ from resources.leases import (
     current_identity,
     leases,
 )
+from resources.database import add_missing_columns, make_engine
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

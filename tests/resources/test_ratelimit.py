@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from resources.ratelimit import (
+from resources.ratelimit.budget import (
     DEFAULT_LIMIT_PER_MINUTE,
     ENDPOINTS,
     RECOVERY_HOLD_S,
@@ -28,7 +28,7 @@ from resources.ratelimit import (
     parse_limits,
     window_count_at_refusal,
 )
-from resources.ratelimit_stores import LearnedLimit
+from resources.ratelimit.stores import LearnedLimit
 from tests.resources.process_workers import queue_on_budget, stamp_admissions, take_budget
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

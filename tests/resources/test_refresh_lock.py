@@ -1,10 +1,10 @@
 """Single-flight token refresh across processes: two runs of one connection never burn its token.
 
 Round trip: two real processes (multiprocessing `spawn`) -> TikTokResource client -> simulator
-answers `access_token_invalid` to both -> both refresh through `resources.refresh_lock` against the
-state database (SQLite file, PostgreSQL) -> TikTok's rotating refresh endpoint (simulator, with
-latency so that the refreshes overlap). The simulator rotates refresh tokens: without the lock the
-second refresh would be refused with `invalid_grant` and the connection burned.
+answers `access_token_invalid` to both -> both refresh through `resources.connections.refresh_lock`
+against the state database (SQLite file, PostgreSQL) -> TikTok's rotating refresh endpoint
+(simulator, with latency so that the refreshes overlap). The simulator rotates refresh tokens:
+without the lock the second refresh would be refused with `invalid_grant` and the connection burned.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import threading
 
 import pytest
 
-from resources.connections import ConnectionStore
+from resources.connections.refresh_lock import advisory_key, refresh_lock
+from resources.connections.store import ConnectionStore
 from resources.database import make_engine
-from resources.refresh_lock import advisory_key, refresh_lock
 from resources.tiktok.apps import load_app
 from resources.tiktok.oauth import OAuthClient
 from tests.pipelines.helpers import connect, use_live_app

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from resources.configurable import TikTokResource
-from resources.ratelimit import BudgetConfigError
+from resources.ratelimit.budget import BudgetConfigError
 from resources.tiktok.client import RATE_LIMIT_PATIENCE_S
 
 

@@ -8,11 +8,11 @@ import threading
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from resources.connections import NEEDS_RECONNECT, ConnectionStore
+from resources.connections.store import NEEDS_RECONNECT, ConnectionStore
+from resources.connections.tokens import REFRESH_MARGIN_S, ConnectionTokens
 from resources.database import make_engine
 from resources.tiktok.errors import NeedsReconnect
 from resources.tiktok.oauth import TokenGrant
-from resources.tokens import REFRESH_MARGIN_S, ConnectionTokens
 
 NOW = 1_800_000_000.0
 

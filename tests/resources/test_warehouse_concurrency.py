@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from resources.database import make_engine
-from resources.warehouse import Warehouse
+from resources.warehouse.store import Warehouse
 
 COLUMNS = [("connection_name", "string"), ("id", "string"), ("views", "integer")]
 KEY = ("connection_name", "id")

@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
-import resources.warehouse_load as warehouse_module
+import resources.warehouse.load as warehouse_module
 from resources.database import make_engine
-from resources.warehouse import Warehouse, WarehouseError
+from resources.warehouse.store import Warehouse, WarehouseError
 
 COLUMNS = [("id", "string"), ("rate", "float"), ("at", "datetime"), ("note", "string")]
 KEY = ("id",)

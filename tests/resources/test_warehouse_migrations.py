@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from resources.database import make_engine
-from resources.warehouse import Warehouse, WarehouseError
+from resources.warehouse.store import Warehouse, WarehouseError
 
 COLUMNS = [("connection_name", "string"), ("id", "string"), ("views", "integer")]
 KEY = ("connection_name", "id")

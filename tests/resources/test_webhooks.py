@@ -8,18 +8,18 @@ import json
 
 import pytest
 
-from resources.audit import AuditLog
-from resources.connections import ACTIVE, DISCONNECTED, ConnectionStore
-from resources.database import make_engine
-from resources.tiktok.apps import TikTokApp
-from resources.tiktok.oauth import TokenGrant
-from resources.webhooks import (
+from resources.connections.audit import AuditLog
+from resources.connections.store import ACTIVE, DISCONNECTED, ConnectionStore
+from resources.connections.webhooks import (
     WebhookRejected,
     configured_apps,
     handle_authorization_removed,
     sign,
     verify_signature,
 )
+from resources.database import make_engine
+from resources.tiktok.apps import TikTokApp
+from resources.tiktok.oauth import TokenGrant
 
 NOW = 1_800_000_000
 SECRET = "sandbox-client-secret"

@@ -41,7 +41,7 @@ from cryptography.fernet import Fernet
 from pipelines.cli import main
 from resources import settings
 from resources.alerts import AlertError, post_alert
-from resources.connections import ConnectionStore
+from resources.connections.store import ConnectionStore
 from resources.crm.config import GenericSettings
 from resources.crm.errors import CrmError
 from resources.crm.generic import GenericClient

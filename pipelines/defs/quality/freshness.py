@@ -10,7 +10,7 @@ import time
 import dagster as dg
 
 from resources.configurable import StateDatabaseResource
-from resources.connections import ACTIVE
+from resources.connections.store import ACTIVE
 from services.freshness import (
     FRESHNESS_HOURS,
     FRESHNESS_JOB,

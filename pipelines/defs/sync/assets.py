@@ -27,13 +27,13 @@ from pipelines.defs.crm.checks import REJECT_RATE_CHECK, reject_rate_spec
 from pipelines.defs.quality.preview import column_schema
 from pipelines.defs.tiktok.partitions import connection_backfill_policy, connection_partitions
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
+from resources.connections.leases import LeaseStore
+from resources.connections.sync_log import SyncLog
 from resources.crm.config import configured_kinds
 from resources.crm.resource import CrmResource
 from resources.crm.state import PushStateStore
 from resources.database import make_engine
-from resources.leases import LeaseStore
 from resources.settings import MODE_DEMO
-from resources.sync_log import SyncLog
 from services import quality, tables
 from services.connection_sync import VIDEOS_ASSET, sync_connections, sync_workers
 from services.crm_push import check_push_mapping

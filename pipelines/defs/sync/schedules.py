@@ -27,8 +27,8 @@ from pipelines.defs.tiktok.partitions import (
     run_size,
 )
 from resources.configurable import StateDatabaseResource, WarehouseResource
-from resources.connections import ACTIVE
-from resources.ratelimit import parse_limits
+from resources.connections.store import ACTIVE
+from resources.ratelimit.budget import parse_limits
 from services.policy import estimate_requests, policy_from_env
 from services.quality_queries import connection_sizes
 

@@ -11,7 +11,7 @@ import dagster as dg
 from pipelines.defs.tiktok.live import leave_out_demo
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME, connection_partitions
 from resources.configurable import StateDatabaseResource
-from resources.connections import DISCONNECTED, validate_name
+from resources.connections.store import DISCONNECTED, validate_name
 
 
 def _valid(name: str, context: dg.SensorEvaluationContext) -> bool:

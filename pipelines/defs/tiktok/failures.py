@@ -14,10 +14,10 @@ from typing import Any
 import dagster as dg
 
 from resources.configurable import DemoModeError
-from resources.connections import UnknownConnection
+from resources.connections.store import UnknownConnection
+from resources.connections.tokens import reconnect_hint
 from resources.tiktok.apps import MissingSecret
 from resources.tiktok.errors import CircuitOpen, NeedsReconnect, ScopeMissing, TikTokError
-from resources.tokens import reconnect_hint
 
 _SETUP_ERRORS = (DemoModeError, MissingSecret, UnknownConnection, ValueError)
 # Refusals a user expects and fixes with the sentence alone: their trace helps nobody.

@@ -9,7 +9,7 @@ leave them out and say so in one line, rather than failing and turning partition
 from collections.abc import Iterable
 
 from resources import settings
-from resources.connections import Connection
+from resources.connections.store import Connection
 from resources.tiktok.apps import DEMO_APP
 
 

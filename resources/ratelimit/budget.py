@@ -5,7 +5,7 @@ grant an app less, and whether it counts per app or per user token is unconfirme
 So the configured limits (TIKTOK_RATE_LIMITS) are a ceiling, and the budget learns the rest:
 
 - Proactive: every request first takes a place in a sliding-window log kept in a store every
-  process sees (`resources.ratelimit_stores`: a SQLite file, Redis or PostgreSQL): at most
+  process sees (`resources.ratelimit.stores`: a SQLite file, Redis or PostgreSQL): at most
   `(1 - margin)` of the limit in any span of TikTok's minute plus a latency allowance. A full
   window goes at once, the next requests as the first age out (docs/extraction.md, "The request
   budget", says why that is compliant and why the allowance).
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from pyrate_limiter import AbstractBucket, Rate, RateItem
 
-from resources.ratelimit_stores import (
+from resources.ratelimit.stores import (
     BudgetConfigError,
     LearnedLimit,
     open_store,

@@ -2,10 +2,10 @@
 
 The access token is refreshed ahead of its expiry, computed from the last response's `expires_in`
 (TikTok's docs disagree on lifetimes: 2 h or 24 h, tiktok-api.md section 1.5). A refresh is
-single-flight across threads, processes and machines (`resources.refresh_lock`): under the lock the
-stored tokens are read again, and if another worker refreshed meanwhile its tokens are used. The
-rotated refresh token is stored (compare-and-set on `token_version`) before the new access token
-is handed out, so a crash can never leave TikTok's only valid refresh token in memory alone.
+single-flight across threads, processes and machines (`resources.connections.refresh_lock`): under
+the lock the stored tokens are read again, and if another worker refreshed meanwhile its tokens are
+used. The rotated refresh token is stored (compare-and-set on `token_version`) before the new access
+token is handed out, so a crash can never leave TikTok's only valid refresh token in memory alone.
 
 The client asks for the token just before it sends each request, after the request's wait in the
 shared budget, so a token that expired while the request queued is refreshed here and never
@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import OperationalError
 
-from resources.connections import NEEDS_RECONNECT, Connection, ConnectionStore
-from resources.refresh_lock import RefreshLockTimeout, refresh_lock
+from resources.connections.refresh_lock import RefreshLockTimeout, refresh_lock
+from resources.connections.store import NEEDS_RECONNECT, Connection, ConnectionStore
 from resources.tiktok.errors import NeedsReconnect, TransientError
 from resources.tiktok.oauth import OAuthClient, TokenGrant
 

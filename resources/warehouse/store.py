@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
-from resources.warehouse_load import (
+from resources.warehouse.load import (
     LOAD_COLUMNS,
     LOAD_NAMES,
     Batch,

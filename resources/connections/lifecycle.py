@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from resources import audit
-from resources.audit import AuditLog
-from resources.connections import Connection, ConnectionStore, UnknownConnection
-from resources.purge import purge_connection
+from resources.connections import audit
+from resources.connections.audit import AuditLog
+from resources.connections.store import Connection, ConnectionStore, UnknownConnection
 from resources.tiktok.apps import MissingSecret
 from resources.tiktok.errors import TikTokError
 from resources.tiktok.oauth import OAuthClient, TokenGrant
+from resources.warehouse.purge import purge_connection
 
 
 class RegistrationRefused(ValueError):

@@ -1,5 +1,6 @@
 """How rows reach a warehouse table: one upsert call's rows as a checked batch, then either
-PostgreSQL's COPY path or executemany upserts. `resources.warehouse` decides and owns the tables.
+PostgreSQL's COPY path or executemany upserts. `resources.warehouse.store` decides and owns the
+tables.
 
 On PostgreSQL through psycopg 3, rows go in chunks of COPY_CHUNK_ROWS: one indexed query finds
 which keys exist, new rows are COPYed (binary) straight into the table and existing ones into a

@@ -1,7 +1,7 @@
 """The `tiktok_connections` table of the state database: schema, migration, tokens at rest.
 
-Token columns hold Fernet ciphertext (`resources.crypto`); they stay NOT NULL, as in databases
-created by earlier versions, and a disconnected connection holds `NO_TOKEN` (empty) there.
+Token columns hold Fernet ciphertext (`resources.connections.crypto`); they stay NOT NULL, as in
+databases created by earlier versions, and a disconnected connection holds `NO_TOKEN` (empty) there.
 `tokens_encrypted` is NULL on rows an earlier version wrote in clear; they are encrypted the first
 time a store has the key.
 """
@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from resources.crypto import TokenCipher
+from resources.connections.crypto import TokenCipher
 from resources.database import create_tables
 
 NO_TOKEN = ""

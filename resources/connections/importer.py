@@ -18,10 +18,10 @@ from pathlib import Path
 
 import yaml
 
-from resources import audit
-from resources.audit import AuditLog
-from resources.connections import ConnectionStore, validate_name
-from resources.lifecycle import RegistrationRefused, check_new_grant
+from resources.connections import audit
+from resources.connections.audit import AuditLog
+from resources.connections.lifecycle import RegistrationRefused, check_new_grant
+from resources.connections.store import ConnectionStore, validate_name
 from resources.tiktok.apps import DEFAULT_APP, DEMO_APP, MissingSecret, app_env_names, load_app
 from resources.tiktok.errors import TikTokError
 from resources.tiktok.oauth import OAuthClient, TokenGrant

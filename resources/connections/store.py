@@ -2,9 +2,10 @@
 
 A connection's `name` is its Dagster partition key, so it is validated once here and never changes.
 Tokens are written only through `save_grant` / `replace_tokens`, which store the rotated refresh
-token in the same transaction as the access token that came with it. Tokens are Fernet-encrypted
-at rest (`resources.crypto`) and decrypted only when `Connection.access_token` or `.refresh_token`
-is read, so listing connections (the sensor, the schedule, `connections list`) needs no key.
+token in the same transaction as the access token that came with it. Tokens are Fernet-encrypted at
+rest (`resources.connections.crypto`) and decrypted only when `Connection.access_token` or
+`.refresh_token` is read, so listing connections (the sensor, the schedule, `connections list`)
+needs no key.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection as DbConnection
 
-from resources import connection_table
-from resources.connection_table import NO_TOKEN, connections_table
-from resources.crypto import TokenCipher, cipher_from_environment
+from resources.connections import table as connection_table
+from resources.connections.crypto import TokenCipher, cipher_from_environment
+from resources.connections.table import NO_TOKEN, connections_table
 from resources.tiktok.oauth import TokenGrant
 from resources.tiktok.scopes import parse_scopes
 

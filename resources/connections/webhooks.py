@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from resources import audit, settings
-from resources.audit import AuditLog
-from resources.connections import DISCONNECTED, ConnectionStore
+from resources import settings
+from resources.connections import audit
+from resources.connections.audit import AuditLog
+from resources.connections.store import DISCONNECTED, ConnectionStore
 from resources.tiktok.apps import DEFAULT_APP, DEMO_APP, MissingSecret, TikTokApp, load_app
 
 SIGNATURE_HEADER = "TikTok-Signature"

@@ -1,0 +1,1 @@
+"""TikTok's request budget, shared by every thread, process and machine, and where it is stored."""

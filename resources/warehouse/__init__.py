@@ -1,0 +1,1 @@
+"""The warehouse: idempotent writes, and every statement on its tables."""
