@@ -44,8 +44,8 @@ import sqlalchemy as sa
 
 from resources.database import make_engine
 from resources.tiktok.models import TikTokVideo
+from resources.warehouse import tiktok_tables as tables
 from resources.warehouse.store import Warehouse
-from services import tables
 from simulators.tiktok.config import DEMO_CLIENT_KEY, SimulatorConfig
 from simulators.tiktok.data import Catalog
 from simulators.tiktok.render import video_object

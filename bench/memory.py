@@ -61,9 +61,10 @@ def child(args: argparse.Namespace) -> None:
     from resources.connections.store import ConnectionStore
     from resources.database import make_engine
     from resources.settings import MODE_DEMO
+    from resources.warehouse import tiktok_tables as tables
     from resources.warehouse.store import Warehouse
-    from services import tables
-    from services.videos import VideoTables, sync_videos
+    from resources.warehouse.tiktok_videos import VideoTables
+    from services.videos import sync_videos
 
     store = ConnectionStore(make_engine(args.state_url))
     connection = store.get(args.connection)

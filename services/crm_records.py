@@ -17,8 +17,8 @@ from datetime import date
 from typing import Any
 
 from resources.settings import mappings_dir
+from resources.warehouse import tiktok_tables as tables
 from resources.warehouse.store import Warehouse
-from services import tables
 from services.outcome import ConnectionOutcome, Metadata
 from services.plan import SyncPlan, SyncTools
 from transforms import MappedField, Mapping, apply_mapping, load_mapping

@@ -8,14 +8,11 @@ HTTP pool and one request budget, `TableCache` ensures each table once under a l
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
-
-from sqlalchemy import Table
 
 from resources.connections.leases import LeaseStore
 from resources.connections.store import Connection, ConnectionStore
@@ -24,6 +21,7 @@ from resources.crm.push import CrmClient
 from resources.crm.state import PushStateStore
 from resources.tiktok.client import TikTokClient
 from resources.warehouse.store import Warehouse
+from resources.warehouse.table_cache import TableCache
 from services.policy import SyncPolicy
 from transforms import Mapping
 
@@ -68,21 +66,6 @@ class SyncPlan:
 
     def runs_check(self, name: str) -> bool:
         return self.checks is None or name in self.checks
-
-
-class TableCache:
-    """Each warehouse table ensured (created or migrated) once per run, whatever the threads."""
-
-    def __init__(self, warehouse: Warehouse) -> None:
-        self._warehouse = warehouse
-        self._lock = threading.Lock()
-        self._tables: dict[str, Table] = {}
-
-    def get(self, name: str, columns: Sequence[tuple[str, str]], key: Sequence[str]) -> Table:
-        with self._lock:
-            if name not in self._tables:
-                self._tables[name] = self._warehouse.ensure_table(name, columns, key)
-            return self._tables[name]
 
 
 @dataclass

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
+from resources.warehouse.reads import ConnectionSize
+
 FULL = "full"
 INCREMENTAL = "incremental"
 MODES = (FULL, INCREMENTAL)
@@ -68,14 +70,6 @@ def policy_from_env(environ: Mapping[str, str] = os.environ) -> SyncPolicy:
         full_every_days=_whole(environ, FULL_EVERY_VARIABLE, DEFAULT_FULL_EVERY_DAYS, 365),
         lookback_days=_whole(environ, LOOKBACK_VARIABLE, DEFAULT_LOOKBACK_DAYS, 3650),
     )
-
-
-@dataclass(frozen=True)
-class ConnectionSize:
-    """What the warehouse knows of a connection: live videos, and those in the lookback."""
-
-    videos: int
-    recent_videos: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from resources.connections.store import Connection, connection_metadata
 from resources.tiktok.client import TikTokClient
 from resources.tiktok.extract import extract_profile
-from services import tables
+from resources.warehouse import tiktok_tables as tables
 from services.outcome import ConnectionOutcome, Markdown, Metadata
 from services.plan import SyncPlan, SyncTools
 from services.trend import trend_markdown, trend_rows

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from resources.connections.store import ConnectionStore
+from resources.warehouse import reads as queries
+from resources.warehouse import tiktok_tables as tables
 from resources.warehouse.store import Warehouse
-from services import quality_queries as queries
-from services import tables
 from services.freshness import FRESHNESS_HOURS, LIST_HINT, age_text, is_stale
 from services.outcome import CheckOutcome, Timestamp
 

@@ -25,11 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from itertools import chain, islice
 from typing import Literal
-
-from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select, update
 
 from resources.connections.store import Connection as TikTokConnection
 from resources.tiktok.client import TikTokClient
@@ -38,15 +35,15 @@ from resources.tiktok.extract import extract_videos, refresh_metrics
 from resources.tiktok.models import TikTokVideo
 from resources.tiktok.pagination import PageWalk
 from resources.tiktok.scopes import QUERY_FIELDS
-from resources.warehouse.store import Warehouse
-from services import tables
+from resources.warehouse import tiktok_tables as tables
+from resources.warehouse.reads import top_videos
+from resources.warehouse.tiktok_videos import VideoTables
 from services.outcome import ConnectionOutcome, Markdown, Metadata
 from services.plan import SyncPlan, SyncTools
-from services.preview import top_videos, top_videos_markdown
+from services.preview import top_videos_markdown
 
 SyncMode = Literal["incremental", "full"]
 CHUNK_VIDEOS = 1_000  # videos written per statement pair (rows + daily metrics)
-ID_CHUNK = 500  # ids per UPDATE ... WHERE id IN (...) and per page of ids read: far below limits
 DAY_S = 86_400
 # Columns a /v2/video/query/ refresh owns: what it asked for, plus the deletion mark.
 QUERY_OWNED = ("connection_name", "open_id", *QUERY_FIELDS, "deleted_at")
@@ -66,15 +63,6 @@ class VideoSyncResult:
         return self.listed + self.refreshed
 
 
-@dataclass(frozen=True)
-class VideoTables:
-    warehouse: Warehouse
-    videos: Table
-    daily: Table
-    load_id: str
-    now: datetime
-
-
 def sync_videos(
     client: TikTokClient,
     connection: TikTokConnection,
@@ -86,28 +74,26 @@ def sync_videos(
     name = connection.name
     result = VideoSyncResult(mode=mode)
     if mode == "incremental":
-        with target.warehouse.engine.connect() as db:
-            result.watermark = _newest_create_time(db, target.videos, name)
+        result.watermark = target.newest_create_time(name)
     # One second early: a video posted in the same second as the newest stored one is kept.
     stop = None if result.watermark is None else result.watermark - 1
     result.walk = PageWalk(stop_at_or_before=stop)
     chunks = _chunks(extract_videos(client, connection.scopes, result.walk), CHUNK_VIDEOS)
     first = next(chunks, [])  # read before the transaction: see the module docstring
-    with target.warehouse.transaction() as db:
+    with target.writing(name, connection.open_id) as sync:
         for chunk in chain([first], chunks):
-            _write(db, target, connection, chunk)
+            sync.write(chunk)
             result.listed += len(chunk)
         # From here on, the connection's rows without this run's load id are the ones not listed.
         if mode == "full":
-            result.marked_deleted = _mark_unlisted_deleted(db, target, name)
+            result.marked_deleted = sync.mark_unlisted_deleted()
         else:
             since = int(target.now.timestamp()) - lookback_days * DAY_S
-            recent = _recent_unlisted_ids(db, target, name, since)
-            for asked, found in refresh_metrics(client, recent):
-                _write(db, target, connection, found, owned=QUERY_OWNED)
+            for asked, found in refresh_metrics(client, sync.recent_unlisted_ids(since)):
+                sync.write(found, owned=QUERY_OWNED)
                 result.refreshed += len(found)
                 missing = set(asked) - {video.id for video in found}
-                result.marked_deleted += _mark_deleted(db, target, name, missing)
+                result.marked_deleted += sync.mark_deleted(missing)
     return result
 
 
@@ -115,94 +101,6 @@ def _chunks(videos: Iterable[TikTokVideo], size: int) -> Iterator[list[TikTokVid
     iterator = iter(videos)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-def _write(
-    db: Connection,
-    target: VideoTables,
-    connection: TikTokConnection,
-    videos: list[TikTokVideo],
-    owned: tuple[str, ...] | None = None,
-) -> None:
-    if not videos:
-        return
-    wh, name, today = target.warehouse, connection.name, target.now.date()
-    rows = [tables.video_row(name, connection.open_id, video) for video in videos]
-    wh.upsert(db, target.videos, rows, tables.VIDEO_KEY, target.load_id, owned=owned)
-    metrics = [tables.video_metrics_row(name, video, today) for video in videos]
-    wh.upsert(db, target.daily, metrics, tables.VIDEO_METRICS_KEY, target.load_id)
-
-
-def _newest_create_time(db: Connection, videos: Table, name: str) -> int | None:
-    query = select(func.max(videos.c.create_time)).where(videos.c.connection_name == name)
-    newest = db.execute(query).scalar_one_or_none()
-    return int(newest) if newest is not None else None
-
-
-def _not_listed(videos: Table, name: str, load_id: str) -> list[ColumnElement[bool]]:
-    """Live rows of the connection that this run has not written (so not listed, not refreshed)."""
-    return [
-        videos.c.connection_name == name,
-        videos.c.deleted_at.is_(None),
-        videos.c._load_id.is_distinct_from(load_id),
-    ]
-
-
-def _mark_unlisted_deleted(db: Connection, target: VideoTables, name: str) -> int:
-    """Full mode: stamp `deleted_at` on every live video the walk did not list, in one UPDATE."""
-    videos = target.videos
-    statement = (
-        update(videos)
-        .where(*_not_listed(videos, name, target.load_id))
-        .values(deleted_at=target.now, _synced_at=target.now, _load_id=target.load_id)
-    )
-    return db.execute(statement).rowcount
-
-
-def _recent_unlisted_ids(
-    db: Connection, target: VideoTables, name: str, since: int
-) -> Iterator[str]:
-    """Ids posted since `since` and not listed by this run, newest first, ID_CHUNK per query.
-
-    Keyset pages on (create_time, id), so rows refreshed or marked meanwhile shift nothing.
-    """
-    videos = target.videos
-    query = (
-        select(videos.c.create_time, videos.c.id)
-        .where(*_not_listed(videos, name, target.load_id), videos.c.create_time >= since)
-        .order_by(videos.c.create_time.desc(), videos.c.id.desc())
-        .limit(ID_CHUNK)
-    )
-    after: tuple[int, str] | None = None
-    while True:
-        page = query
-        if after is not None:
-            older = videos.c.create_time < after[0]
-            page = query.where(
-                or_(older, and_(videos.c.create_time == after[0], videos.c.id < after[1]))
-            )
-        rows = db.execute(page).all()
-        yield from (row.id for row in rows)
-        if len(rows) < ID_CHUNK:
-            return
-        after = (rows[-1].create_time, rows[-1].id)
-
-
-def _mark_deleted(db: Connection, target: VideoTables, name: str, ids: set[str]) -> int:
-    """Stamp `deleted_at` on videos TikTok no longer shows; their rows and history stay."""
-    videos, ordered, marked = target.videos, sorted(ids), 0
-    for start in range(0, len(ordered), ID_CHUNK):
-        statement = (
-            update(videos)
-            .where(
-                videos.c.connection_name == name,
-                videos.c.id.in_(ordered[start : start + ID_CHUNK]),
-                videos.c.deleted_at.is_(None),
-            )
-            .values(deleted_at=target.now, _synced_at=target.now, _load_id=target.load_id)
-        )
-        marked += db.execute(statement).rowcount
-    return marked
 
 
 def sync_connection_videos(

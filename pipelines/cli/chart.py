@@ -21,8 +21,8 @@ from pipelines.cli.output import say
 from pipelines.cli.preflight import preflight
 from resources import settings
 from resources.database import make_engine
+from resources.warehouse import tiktok_tables as tables
 from resources.warehouse.store import Warehouse
-from services import tables
 
 WIDTH, HEIGHT, MARGIN = 720, 360, 70
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")

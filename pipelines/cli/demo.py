@@ -113,8 +113,8 @@ def _endpoint_stats(simulator: TikTokSimulator) -> list[dict]:
 
 
 def _print_summary(outcome: SyncOutcome, api_calls: int, seconds: float) -> None:
+    from resources.warehouse import tiktok_tables as tables
     from resources.warehouse.store import Warehouse
-    from services import tables
     from services.crm_records import warehouse_mappings
 
     warehouse_url = settings.warehouse_url()

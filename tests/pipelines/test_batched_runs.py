@@ -22,7 +22,7 @@ from pipelines.defs.tiktok.partitions import (
     run_size,
 )
 from resources.settings import DEFAULT_BATCH_SIZE, sync_batch_size
-from services import tables
+from resources.warehouse import tiktok_tables as tables
 from tests.alerts import test_failure_alerts
 from tests.alerts.test_failure_alerts import evaluate_alert_sensor
 from tests.crm import fixtures

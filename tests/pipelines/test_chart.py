@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from pipelines.cli import main
 from resources import settings
-from services import tables
+from resources.warehouse import tiktok_tables as tables
 
 DAYS = [date(2026, 12, day) for day in (1, 2, 3)]
 # Three orders of magnitude apart: on one linear axis the small creator is a flat line.

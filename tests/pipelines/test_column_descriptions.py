@@ -7,8 +7,8 @@ import pytest
 
 from pipelines.definitions import defs
 from resources.tiktok import scopes
+from resources.warehouse import tiktok_tables as tables
 from resources.warehouse.load import LOAD_NAMES
-from services import tables
 
 TABLE_COLUMNS = {
     tables.PROFILES: tables.PROFILE_COLUMNS,

@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB, tiktok_daily_sync
 from pipelines.defs.sync.schedules import SCHEDULE_NAME, tiktok_daily_sync_schedule
-from services import tables
+from resources.warehouse import tiktok_tables as tables
 from simulators.tiktok import ManualClock, SimulatorConfig, TikTokSimulator
 from tests.pipelines.helpers import (
     Harness,

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
+from resources.warehouse import tiktok_videos
 from services import videos as video_sync
 from tests.pipelines.helpers import (
     Harness,
@@ -156,7 +157,7 @@ def test_bad_sync_config_is_refused_before_anything_runs(simulator, harness, con
 def test_the_lookback_refresh_reads_stored_ids_page_by_page(simulator, harness, monkeypatch):
     run(harness)
     # Pages of 4 ids: the 44 stored videos not listed again cross 11 pages of the keyset query.
-    monkeypatch.setattr(video_sync, "ID_CHUNK", 4)
+    monkeypatch.setattr(tiktok_videos, "ID_CHUNK", 4)
     second = run(harness, lookback_days=3650)
     meta = metadata(second, "tiktok_videos")
     assert meta["videos_listed"] == 1  # the newest one, re-read at the watermark

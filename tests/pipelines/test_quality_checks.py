@@ -19,7 +19,7 @@ from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
 from resources.connections.store import ConnectionStore
 from resources.crm.resource import CrmResource
 from resources.database import make_engine
-from services import tables
+from resources.warehouse import tiktok_tables as tables
 from services.crm_records import push_mappings, warehouse_mappings
 from services.preview import markdown_cell
 from services.quality import CHECKS

@@ -24,10 +24,10 @@ import pipelines.defs.sync.catch_up as catch_up
 from pipelines.definitions import defs
 from pipelines.defs.sync.catch_up import CATCH_UP_TAG, MAX_CATCH_UP_RUNS, catch_up_requests
 from pipelines.defs.sync.schedules import SCHEDULE_NAME, SYNC_DAY_TAG, day_run_tags
+from resources.warehouse.reads import ConnectionSize
 from services.policy import (
     FULL,
     INCREMENTAL,
-    ConnectionSize,
     PolicyError,
     SyncPolicy,
     estimate_requests,

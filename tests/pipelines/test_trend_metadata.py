@@ -15,7 +15,7 @@ import pytest
 from pipelines.defs.batch import CALL_COUNTERS, CALLS_KEY, dagster_metadata
 from pipelines.defs.sync.assets import SYNC_GROUP
 from resources.tiktok.call_stats import CallStats
-from services import tables
+from resources.warehouse import tiktok_tables as tables
 from services.outcome import Markdown, Timestamp
 from services.profile import stats_metadata
 from services.trend import TABLE_DAYS, TREND_DAYS, trend_markdown, trend_rows

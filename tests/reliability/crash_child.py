@@ -58,6 +58,7 @@ def install(hook: Hooks) -> None:
     from resources.crm.state import PushStateStore
     from resources.warehouse import load as warehouse_load
     from resources.warehouse import store as warehouse
+    from resources.warehouse.tiktok_videos import VideoWrite
     from services import videos as video_sync
 
     video_sync.CHUNK_VIDEOS = VIDEO_CHUNK
@@ -93,11 +94,11 @@ def install(hook: Hooks) -> None:
         # Into the staging table: the UPDATE that merges it has not run yet.
         hook("wh:pg_staged_before_update" if table == self.stage else "wh:pg_copied")
 
-    mark = video_sync._mark_unlisted_deleted
+    mark = VideoWrite.mark_unlisted_deleted
 
-    def hooked_mark(*args: Any) -> int:
+    def hooked_mark(self: VideoWrite) -> int:
         hook("wh:before_mark_deleted")
-        return mark(*args)
+        return mark(self)
 
     save = PushStateStore.save
 
@@ -119,7 +120,7 @@ def install(hook: Hooks) -> None:
     warehouse.Warehouse.upsert = hooked_upsert  # type: ignore[method-assign]
     warehouse_load.Batch.chunks = hooked_chunks  # type: ignore[method-assign]
     warehouse_load.PostgresCopy._copy = hooked_copy  # type: ignore[method-assign]
-    video_sync._mark_unlisted_deleted = hooked_mark
+    VideoWrite.mark_unlisted_deleted = hooked_mark  # type: ignore[method-assign]
     PushStateStore.save = hooked_save  # type: ignore[method-assign]
     CrmHttp.send = hooked_send  # type: ignore[method-assign]
 

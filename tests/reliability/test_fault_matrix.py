@@ -31,7 +31,7 @@ from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.runner import QUIET_CONSOLE, add_partitions
 from resources.configurable import TikTokResource
 from resources.connections.store import ACTIVE, NEEDS_RECONNECT
-from services import tables
+from resources.warehouse import tiktok_tables as tables
 from services.crm_records import warehouse_mappings
 from simulators.tiktok import TikTokSimulator
 from tests.pipelines.helpers import ALL_SCOPES, Harness, connect, materializations, use_live_app

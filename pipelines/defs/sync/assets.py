@@ -34,7 +34,8 @@ from resources.crm.resource import CrmResource
 from resources.crm.state import PushStateStore
 from resources.database import make_engine
 from resources.settings import MODE_DEMO
-from services import quality, tables
+from resources.warehouse import tiktok_tables as tables
+from services import quality
 from services.connection_sync import VIDEOS_ASSET, sync_connections, sync_workers
 from services.crm_push import check_push_mapping
 from services.crm_records import SOURCE_ASSETS, push_mappings, warehouse_mappings

@@ -29,8 +29,8 @@ from pipelines.defs.tiktok.partitions import (
 from resources.configurable import StateDatabaseResource, WarehouseResource
 from resources.connections.store import ACTIVE
 from resources.ratelimit.budget import parse_limits
+from resources.warehouse.reads import connection_sizes
 from services.policy import estimate_requests, policy_from_env
-from services.quality_queries import connection_sizes
 
 DEFAULT_CRON = "0 6 * * *"
 SYNC_DAY_TAG = "tiktok_crm_sync/sync_day"

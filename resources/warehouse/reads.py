@@ -1,16 +1,19 @@
-"""Read-only warehouse queries the quality checks run for one connection."""
+"""Read-only queries on the TikTok tables: the quality checks, the schedule's size estimate and
+the top videos of a connection's preview."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 
+from resources.warehouse import tiktok_tables as tables
 from resources.warehouse.store import Warehouse
-from services import tables
-from services.policy import ConnectionSize
+
+TOP_VIDEOS = 5
 
 
 def _table(name: str, columns: list[tuple[str, str]]) -> sa.TableClause:
@@ -21,6 +24,14 @@ def _table(name: str, columns: list[tuple[str, str]]) -> sa.TableClause:
 VIDEOS = _table(tables.VIDEOS, tables.VIDEO_COLUMNS)
 PROFILES = _table(tables.PROFILES, tables.PROFILE_COLUMNS)
 VIDEO_METRICS = _table(tables.VIDEO_METRICS_DAILY, tables.VIDEO_METRICS_COLUMNS)
+
+
+@dataclass(frozen=True)
+class ConnectionSize:
+    """What the warehouse knows of a connection: live videos, and those in the lookback."""
+
+    videos: int
+    recent_videos: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,3 +117,15 @@ def connection_sizes(
     with wh.engine.connect() as db:
         found = {row[0]: ConnectionSize(int(row[1]), int(row[2] or 0)) for row in db.execute(query)}
     return [found.get(name, ConnectionSize(0)) for name in connections]
+
+
+def top_videos(wh: Warehouse, connection: str, limit: int = TOP_VIDEOS) -> list[dict[str, Any]]:
+    """The connection's live videos with the most views, most viewed first."""
+    query = (
+        sa.select(VIDEOS.c.id, VIDEOS.c.title, VIDEOS.c.video_description, VIDEOS.c.view_count)
+        .where(VIDEOS.c.connection_name == connection, VIDEOS.c.deleted_at.is_(None))
+        .order_by(VIDEOS.c.view_count.desc().nulls_last(), VIDEOS.c.id)
+        .limit(limit)
+    )
+    with wh.engine.connect() as db:
+        return [dict(row._mapping) for row in db.execute(query)]
