@@ -15,8 +15,11 @@ from pydantic import PrivateAttr
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from resources.connections.leases import LeaseStore, release_run_leases
 from resources.connections.store import Connection, ConnectionStore
+from resources.connections.sync_log import SyncLog
 from resources.connections.tokens import ConnectionTokens
+from resources.crm.state import PushStateStore
 from resources.database import database_problem, make_engine, redact_url
 from resources.ratelimit.budget import BudgetConfigError, RequestBudget, parse_limits
 from resources.settings import MODE_DEMO, MODE_LIVE, SettingError, check_database_url, data_dir
@@ -64,15 +67,35 @@ def _engine(variable: str, url: str) -> Engine:
 
 
 class StateDatabaseResource(dg.ConfigurableResource):
-    """The state database: connections, tokens and sync state (never the warehouse)."""
+    """The state database: connections, tokens and sync state (never the warehouse). Every store
+    it hands out works on its one engine (one connection pool per process)."""
 
     url: str
+    _db: Engine | None = PrivateAttr(default=None)
     _store: ConnectionStore | None = PrivateAttr(default=None)
+
+    def engine(self) -> Engine:
+        if self._db is None:
+            self._db = _engine("STATE_DATABASE_URL", self.url)
+        return self._db
 
     def store(self) -> ConnectionStore:
         if self._store is None:
-            self._store = ConnectionStore(_engine("STATE_DATABASE_URL", self.url))
+            self._store = ConnectionStore(self.engine())
         return self._store
+
+    def leases(self, holder: str) -> LeaseStore:
+        """Per-connection leases held by `holder` (a run): one sync of a connection at a time."""
+        return LeaseStore(self.engine(), holder=holder)
+
+    def release_run_leases(self, run_id: str) -> int:
+        return release_run_leases(self.engine(), run_id)
+
+    def sync_log(self) -> SyncLog:
+        return SyncLog(self.engine())
+
+    def push_state(self) -> PushStateStore:
+        return PushStateStore(self.engine())
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,17 @@ def redact_url(url: str) -> str:
 
 
 CREATE_ATTEMPTS = 5
+# Every table of the state database, whichever room defines it (the connection registry, leases,
+# the sync log, the audit trail, the CRM push state): one schema for the one database. Each store
+# creates only its own tables (`create_tables(STATE_METADATA, engine, [its tables])`).
+STATE_METADATA = MetaData()
 
 
-def create_tables(metadata: MetaData, engine: Engine) -> None:
-    """`metadata.create_all`, safe when several processes create the same tables at once.
+def create_tables(
+    metadata: MetaData, engine: Engine, tables: Sequence[Table] | None = None
+) -> None:
+    """`metadata.create_all` (of `tables`, or all), safe when several processes create the same
+    tables at once.
 
     PostgreSQL answers the loser of a concurrent `CREATE TABLE` with a unique violation on its
     catalog (pg_type) instead of waiting; SQLite with "table already exists". Once the winner has
@@ -70,7 +78,7 @@ def create_tables(metadata: MetaData, engine: Engine) -> None:
     """
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
-            metadata.create_all(engine)
+            metadata.create_all(engine, tables=tables)
             return
         except DBAPIError:
             if attempt == CREATE_ATTEMPTS:

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import Column, Engine, Float, Integer, String, Table, Text, insert, select
 
-from resources.database import create_tables
+from resources.database import STATE_METADATA, create_tables
 
 CONNECTED = "connected"
 RECONNECTED = "reconnected"
@@ -23,10 +23,9 @@ DEAUTHORIZED = "deauthorized"
 PURGED = "purged"
 KEY_ROTATED = "key_rotated"
 
-metadata = MetaData()
 audit_table = Table(
     "tiktok_connection_audit",
-    metadata,
+    STATE_METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("connection_name", String(63), nullable=False, index=True),
     Column("event", String(32), nullable=False),
@@ -53,7 +52,7 @@ class AuditLog:
     def __init__(self, engine: Engine, now: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self._now = now
-        create_tables(metadata, engine)
+        create_tables(STATE_METADATA, engine, [audit_table])
 
     def record(
         self,

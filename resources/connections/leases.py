@@ -29,10 +29,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Column, Engine, Float, Integer, MetaData, Row, String, Table, delete, select
+from sqlalchemy import Column, Engine, Float, Integer, Row, String, Table, delete, select
 from sqlalchemy.exc import IntegrityError
 
-from resources.database import add_missing_columns, create_tables
+from resources.database import STATE_METADATA, add_missing_columns, create_tables
 
 # A lease outlives its last renewal by this much. Long enough to ride out six missed renewals (a
 # state database busy for its 30 s timeout, a long GC pause); short enough that a killed holder
@@ -46,10 +46,9 @@ BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 log = logging.getLogger(__name__)
 
-metadata = MetaData()
 leases = Table(
     "connection_leases",
-    metadata,
+    STATE_METADATA,
     Column("connection_name", String(63), primary_key=True),
     Column("holder", String(200), nullable=False),
     Column("host", String(255), nullable=False),
@@ -176,7 +175,7 @@ class LeaseStore:
         self._lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
-        create_tables(metadata, engine)
+        create_tables(STATE_METADATA, engine, [leases])
         add_missing_columns(engine, leases)
 
     @contextmanager
@@ -288,6 +287,6 @@ class LeaseStore:
 
 def release_run_leases(engine: Engine, run_id: str) -> int:
     """Free the leases a run holds (its process died, so it can never free them); how many."""
-    create_tables(metadata, engine)
+    create_tables(STATE_METADATA, engine, [leases])
     with engine.begin() as db:
         return db.execute(delete(leases).where(leases.c.holder == f"run {run_id}")).rowcount

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Column, Date, Engine, MetaData, String, Table, func, select
+from sqlalchemy import Column, Date, Engine, String, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from resources.database import create_tables
+from resources.database import STATE_METADATA, create_tables
 
-metadata = MetaData()
 full_syncs = Table(
     "connection_full_syncs",
-    metadata,
+    STATE_METADATA,
     Column("connection_name", String(63), primary_key=True),
     Column("synced_on", Date, nullable=False),
 )
@@ -21,7 +20,7 @@ full_syncs = Table(
 class SyncLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        create_tables(metadata, engine)
+        create_tables(STATE_METADATA, engine, [full_syncs])
 
     def last_full(self, name: str) -> date | None:
         query = select(func.max(full_syncs.c.synced_on)).where(full_syncs.c.connection_name == name)

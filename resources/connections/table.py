@@ -13,7 +13,6 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -25,14 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from resources.connections.crypto import TokenCipher
-from resources.database import create_tables
+from resources.database import STATE_METADATA, create_tables
 
 NO_TOKEN = ""
 
-metadata = MetaData()
 connections_table = Table(
     "tiktok_connections",
-    metadata,
+    STATE_METADATA,
     Column("name", String(63), primary_key=True),
     Column("app", String(32), nullable=False),
     Column("open_id", String(128), nullable=False),
@@ -55,7 +53,7 @@ connections_table = Table(
 
 def create_or_migrate(engine: Engine) -> None:
     """Create the table, or add the columns earlier versions lacked (idempotent)."""
-    create_tables(metadata, engine)
+    create_tables(STATE_METADATA, engine, [connections_table])
     present = {column["name"] for column in inspect(engine).get_columns(connections_table.name)}
     if "tokens_encrypted" in present:
         return

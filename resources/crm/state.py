@@ -29,12 +29,11 @@ from resources.crm.models import TRANSIENT, VALIDATION, Archive, BatchResult, Re
 from resources.crm.state_tables import (
     as_json,
     chunks,
-    metadata,
     push_state,
     rejections,
     upsert,
 )
-from resources.database import create_tables
+from resources.database import STATE_METADATA, create_tables
 
 ARCHIVED_HASH = "archived"  # content hash of a record archived in the CRM
 MAX_TRANSIENT_ATTEMPTS = 5
@@ -73,8 +72,7 @@ class PushStateStore:
         self.engine = engine
         self._now = now
         self.max_transient_attempts = max_transient_attempts
-        create_tables(metadata, engine)
-        create_tables(audit.metadata, engine)
+        create_tables(STATE_METADATA, engine, [push_state, rejections, audit.audit_table])
 
     def crm_ids(self, mapping: str, keys: Iterable[str]) -> dict[str, str]:
         """The CRM's own id of each pushed record that has one."""

@@ -12,19 +12,19 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from resources.database import STATE_METADATA
+
 KEY_CHUNK = 500  # keys per IN (...) query, well under SQLite's bound-parameter limit
 
-metadata = MetaData()
 push_state = Table(
     "crm_push_state",
-    metadata,
+    STATE_METADATA,
     Column("mapping", String(63), primary_key=True),
     Column("record_key", Text, primary_key=True),
     Column("target_kind", String(20), nullable=False),
@@ -36,7 +36,7 @@ push_state = Table(
 )
 rejections = Table(
     "crm_rejections",
-    metadata,
+    STATE_METADATA,
     Column("mapping", String(63), primary_key=True),
     Column("record_key", Text, primary_key=True),
     Column("target_kind", String(20), nullable=False),

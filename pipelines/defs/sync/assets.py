@@ -27,12 +27,8 @@ from pipelines.defs.crm.checks import REJECT_RATE_CHECK, reject_rate_spec
 from pipelines.defs.quality.preview import column_schema
 from pipelines.defs.tiktok.partitions import connection_backfill_policy, connection_partitions
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
-from resources.connections.leases import LeaseStore
-from resources.connections.sync_log import SyncLog
 from resources.crm.config import configured_kinds
 from resources.crm.resource import CrmResource
-from resources.crm.state import PushStateStore
-from resources.database import make_engine
 from resources.settings import MODE_DEMO
 from resources.warehouse import tiktok_tables as tables
 from services import quality
@@ -214,15 +210,14 @@ def build_sync_assets(warehouse: list[Mapping], pushes: list[Mapping]) -> dg.Ass
             dry_run=config.dry_run,
             force_full_push=config.force_full_push,
         )
-        state_engine = make_engine(state_db.url)
         tools = SyncTools(
             store=state_db.store(),
             warehouse=warehouse.warehouse(),
             tiktok=tiktok,
             crm=crm,
-            push_state=PushStateStore(state_engine) if plan.pushes else None,
-            leases=LeaseStore(state_engine, holder=f"run {context.run.run_id}"),
-            sync_log=SyncLog(state_engine),
+            push_state=state_db.push_state() if plan.pushes else None,
+            leases=state_db.leases(holder=f"run {context.run.run_id}"),
+            sync_log=state_db.sync_log(),
         )
         mode = _mode_metadata(tiktok, context) if plan.extracts else {}
         names = _run_partitions(context)

@@ -9,7 +9,7 @@ It judges only runs owned on the host it runs on (pipelines/run_owner.py).
 
 import dagster as dg
 
-from pipelines.run_owner import free_slots_of_finished_runs, lease_releaser, reap_dead_runs
+from pipelines.run_owner import free_slots_of_finished_runs, reap_dead_runs
 from resources.configurable import StateDatabaseResource
 
 REAPER = "the dead-run reaper sensor"
@@ -19,7 +19,7 @@ REAPER = "the dead-run reaper sensor"
 def dead_cli_run_reaper_sensor(
     context: dg.SensorEvaluationContext, state_db: StateDatabaseResource
 ) -> dg.SkipReason:
-    reaped = reap_dead_runs(context.instance, lease_releaser(state_db.url), REAPER)
+    reaped = reap_dead_runs(context.instance, state_db.release_run_leases, REAPER)
     for run in reaped:
         context.log.warning(run.line())
     freed = free_slots_of_finished_runs(context.instance)
