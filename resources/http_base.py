@@ -11,10 +11,13 @@
   class (httpx messages can echo the URL, and a URL may carry a key or a token).
 - `CallStats`: thread-safe counts of requests, retries, 429s and seconds waited, per endpoint
   (TikTok) or per service (CRM), reported with `as_metadata`.
+- `USER_AGENT`, the header every client sends, and `is_loopback`, the test for a host that never
+  leaves the machine (plain http and demo mode are allowed only there).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import Counter
@@ -37,6 +40,7 @@ BACKOFF_MULTIPLIER_S = 1.0
 BACKOFF_CAP_S = 30.0
 # Longest server-requested wait honoured before one retry.
 MAX_WAIT_S = 60.0
+USER_AGENT = "tiktok-crm-sync/0.1 (+https://github.com/tiktok-crm-sync)"
 
 Stop = Callable[[RetryCallState], bool]
 
@@ -76,6 +80,16 @@ class ApiError(Exception):
         """What a failure shows in Dagster: never a token, only facts a user can act on."""
         facts = {"error_kind": self.kind, **self.details(), "http_status": self.status}
         return {key: value for key, value in facts.items() if value is not None}
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1): a host name, not a URL."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_retryable(err: BaseException) -> bool:

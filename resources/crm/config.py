@@ -8,7 +8,6 @@ missing or invalid value is a `MissingCrmSetting` naming the variable.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from resources.crm.errors import MissingCrmSetting
+from resources.http_base import is_loopback
 
 HUBSPOT, SALESFORCE, GENERIC = "hubspot", "salesforce", "generic"
 CRM_KINDS = (HUBSPOT, SALESFORCE, GENERIC)
@@ -73,15 +73,6 @@ def _required(environ: Mapping[str, str], variable: str, service: str, what: str
             variable=variable,
         )
     return value
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _secure_url(value: str, variable: str, service: str) -> str:

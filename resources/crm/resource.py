@@ -14,16 +14,16 @@ from resources.crm.config import (
     GenericSettings,
     HubSpotSettings,
     SalesforceSettings,
-    is_loopback,
     load_settings,
     target_host,
 )
 from resources.crm.errors import DemoModeRefused
 from resources.crm.generic import GenericClient
-from resources.crm.http import BACKOFF_CAP_S, MAX_ATTEMPTS, MAX_WAIT_S, CrmHttp
+from resources.crm.http import MAX_ATTEMPTS, CrmHttp
 from resources.crm.hubspot import HubSpotClient
 from resources.crm.push import CrmClient
 from resources.crm.salesforce import SalesforceClient
+from resources.http_base import BACKOFF_CAP_S, MAX_WAIT_S, is_loopback
 from resources.settings import MODE_DEMO, MODE_LIVE
 
 

@@ -12,7 +12,7 @@ import pytest
 from resources.crm.errors import CrmError
 from resources.crm.errors import RateLimited as CrmRateLimited
 from resources.crm.models import CallStats as CrmCallStats
-from resources.http_base import ApiError, CallStats, retrying, send
+from resources.http_base import ApiError, CallStats, is_loopback, retrying, send
 from resources.ratelimit import Admission
 from resources.tiktok.call_stats import CallStats as TikTokCallStats
 from resources.tiktok.errors import TikTokError
@@ -172,6 +172,26 @@ def test_send_hands_the_answer_back_untouched():
     http = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(503, text="busy")))
     response = send(http, "POST", "https://api.example/x", peer="TikTok", transient=Transient)
     assert (response.status_code, response.text) == (503, "busy")
+
+
+# --- loopback hosts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),  # the whole 127.0.0.0/8 block
+        ("::1", True),
+        ("api.hubapi.com", False),
+        ("10.0.0.1", False),  # private, but another machine
+        ("", False),  # a URL without a host
+        ("http://127.0.0.1", False),  # a URL, not a host name
+    ],
+)
+def test_only_a_host_that_never_leaves_the_machine_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
 
 
 # --- call stats ---------------------------------------------------------------------------------
