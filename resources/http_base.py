@@ -106,8 +106,6 @@ class CallStats:
     # Seconds slept before retries, or at the server's request.
     waited_s_by_endpoint: Counter[str] = field(default_factory=Counter)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-    # The metadata key of the request total (the CRM's metadata has always said "api_calls").
-    requests_key: ClassVar[str] = "api_requests"
 
     def add(self, counter: str, endpoint: str, amount: float = 1) -> None:
         with self._lock:
@@ -146,7 +144,7 @@ class CallStats:
     def as_metadata(self) -> dict[str, int | float | str]:
         with self._lock:
             return {
-                self.requests_key: int(self.total("requests_by_endpoint")),
+                "api_requests": int(self.total("requests_by_endpoint")),
                 "api_retries": self.retries,
                 "api_rate_limited": self.rate_limited,
                 "seconds_waited": round(self.seconds_waited, 3),

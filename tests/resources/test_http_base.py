@@ -215,11 +215,11 @@ def test_base_stats_report_totals_under_the_shared_keys():
 def test_crm_stats_count_under_the_service_and_keep_their_attributes_and_keys():
     stats = CrmCallStats(service="hubspot")
     stats.count_request("hubspot")
-    stats.retries += 1  # how HubSpot's client counts a re-poll
+    stats.count_retry("hubspot", 0.0)  # how HubSpot's client counts a re-poll
     stats.limits["hubspot_daily_remaining"] = "99"
     assert (stats.requests, stats.retries, stats.rate_limited, stats.seconds_waited) == (1, 1, 0, 0)
     assert stats.as_metadata() == {
-        "api_calls": 1,
+        "api_requests": 1,
         "api_retries": 1,
         "api_rate_limited": 0,
         "seconds_waited": 0,
