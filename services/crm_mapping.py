@@ -23,8 +23,8 @@ def volatile_fields(mapping: Mapping) -> frozenset[str]:
 
 
 def delete_policy(mapping: Mapping) -> DeletePolicy:
-    """The mapping file's `on_delete` (keep when the mapping was not loaded from a file)."""
-    mode = getattr(mapping, "on_delete", KEEP)
+    """The mapping's `on_delete`, with the field that flags deleted records if it maps one."""
+    mode = mapping.on_delete
     flag = next((f for f in mapping.fields if f.source == DELETED_SOURCE), None)
     if flag is None:
         return DeletePolicy(mode)

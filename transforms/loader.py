@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -41,17 +40,6 @@ _TARGET_OBJECTS = {
 _DELETED_SOURCE = "deleted_at"
 _MAX_PROBLEMS_SHOWN = 10
 _MAX_SHOWN = 80
-
-
-@dataclass(frozen=True)
-class MappingFile(Mapping):
-    """A mapping as read from a file, with the file's CRM-only options.
-
-    `on_delete` (keep, flag, archive) says what a CRM push does with deleted source records;
-    `services.crm_mapping.delete_policy` reads it (keep for a Mapping built in code).
-    """
-
-    on_delete: str = "keep"
 
 
 def _shown(value: str) -> str:
@@ -203,7 +191,7 @@ def _compile(spec: MappingSpec, document: YamlDocument, filename: str) -> Mappin
     columns = tuple(
         (name, type_name) for _line, name, type_name in sorted(placed, key=lambda p: p[0])
     )
-    return MappingFile(
+    return Mapping(
         spec.version,
         spec.name,
         spec.source,

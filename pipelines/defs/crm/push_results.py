@@ -66,7 +66,7 @@ def dry_run_metadata(
         "sample_creates": _sample(plan.creates),
         "sample_updates": _sample(plan.updates),
         # on_delete: what the run would archive (or mark deleted), before it happens.
-        "on_delete": getattr(mapping, "on_delete", "keep"),
+        "on_delete": mapping.on_delete,
         "would_archive": len(plan.archives),
         "would_flag_deleted": plan.flagged,
         "sample_archives": _archive_sample(plan.archives),
