@@ -11,6 +11,7 @@ from typing import Any
 
 from resources.crm.deletions import DELETED_SOURCE, KEEP, DeletePolicy
 from resources.crm.models import Record
+from resources.crm.presets import PRESETS
 from transforms import Mapping, apply_mapping
 
 # Source fields holding the pipeline's load time: they change on every run, not the content.
@@ -28,7 +29,8 @@ def delete_policy(mapping: Mapping) -> DeletePolicy:
     flag = next((f for f in mapping.fields if f.source == DELETED_SOURCE), None)
     if flag is None:
         return DeletePolicy(mode)
-    string = mapping.target.kind == "hubspot" or flag.type == "string"
+    target = PRESETS.get(mapping.target.kind)  # None for the warehouse
+    string = flag.type == "string" or (target is not None and target.strings_only)
     return DeletePolicy(mode, flag.target, "string" if string else flag.type)
 
 
