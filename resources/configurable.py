@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import threading
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from resources.connections.sync_log import SyncLog
 from resources.connections.tokens import ConnectionTokens
 from resources.crm.state import PushStateStore
 from resources.database import database_problem, make_engine, redact_url
+from resources.http_base import is_loopback
 from resources.ratelimit.budget import BudgetConfigError, RequestBudget, parse_limits
 from resources.settings import MODE_DEMO, MODE_LIVE, SettingError, check_database_url, data_dir
 from resources.tiktok.apps import DEMO_APP, live_credentials_configured, load_app
@@ -40,16 +40,6 @@ from resources.warehouse.store import Warehouse
 
 class DemoModeError(RuntimeError):
     """Demo and live must never mix: demo data in a real warehouse, or real tokens in the demo."""
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _engine(variable: str, url: str) -> Engine:
@@ -167,7 +157,7 @@ class TikTokResource(dg.ConfigurableResource):
                     f"demo mode refuses to run while TikTok credentials are configured "
                     f"({', '.join(configured)}); unset TIKTOK_CRM_SYNC_MODE to sync live"
                 )
-            if not _is_loopback(self.api_base_url):
+            if not is_loopback(urlsplit(self.api_base_url).hostname or ""):
                 raise DemoModeError(
                     "demo mode talks only to the built-in simulator on 127.0.0.1, not "
                     f"{urlsplit(self.api_base_url).hostname}; start it with `tiktok-crm-sync demo`"

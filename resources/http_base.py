@@ -11,10 +11,13 @@
   class (httpx messages can echo the URL, and a URL may carry a key or a token).
 - `CallStats`: thread-safe counts of requests, retries, 429s and seconds waited, per endpoint
   (TikTok) or per service (CRM), reported with `as_metadata`.
+- `USER_AGENT`, the header every client sends, and `is_loopback`, the test for a host that never
+  leaves the machine (plain http and demo mode are allowed only there).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import Counter
@@ -37,6 +40,7 @@ BACKOFF_MULTIPLIER_S = 1.0
 BACKOFF_CAP_S = 30.0
 # Longest server-requested wait honoured before one retry.
 MAX_WAIT_S = 60.0
+USER_AGENT = "tiktok-crm-sync/0.1 (+https://github.com/tiktok-crm-sync)"
 
 Stop = Callable[[RetryCallState], bool]
 
@@ -78,6 +82,16 @@ class ApiError(Exception):
         return {key: value for key, value in facts.items() if value is not None}
 
 
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1): a host name, not a URL."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _is_retryable(err: BaseException) -> bool:
     return isinstance(err, ApiError) and err.retryable
 
@@ -92,8 +106,6 @@ class CallStats:
     # Seconds slept before retries, or at the server's request.
     waited_s_by_endpoint: Counter[str] = field(default_factory=Counter)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-    # The metadata key of the request total (the CRM's metadata has always said "api_calls").
-    requests_key: ClassVar[str] = "api_requests"
 
     def add(self, counter: str, endpoint: str, amount: float = 1) -> None:
         with self._lock:
@@ -132,7 +144,7 @@ class CallStats:
     def as_metadata(self) -> dict[str, int | float | str]:
         with self._lock:
             return {
-                self.requests_key: int(self.total("requests_by_endpoint")),
+                "api_requests": int(self.total("requests_by_endpoint")),
                 "api_retries": self.retries,
                 "api_rate_limited": self.rate_limited,
                 "seconds_waited": round(self.seconds_waited, 3),

@@ -11,6 +11,7 @@ from typing import Any
 
 from resources.crm.deletions import DELETED_SOURCE, KEEP, DeletePolicy
 from resources.crm.models import Record
+from resources.crm.presets import PRESETS
 from transforms import Mapping, apply_mapping
 
 # Source fields holding the pipeline's load time: they change on every run, not the content.
@@ -23,12 +24,13 @@ def volatile_fields(mapping: Mapping) -> frozenset[str]:
 
 
 def delete_policy(mapping: Mapping) -> DeletePolicy:
-    """The mapping file's `on_delete` (keep when the mapping was not loaded from a file)."""
-    mode = getattr(mapping, "on_delete", KEEP)
+    """The mapping's `on_delete`, with the field that flags deleted records if it maps one."""
+    mode = mapping.on_delete
     flag = next((f for f in mapping.fields if f.source == DELETED_SOURCE), None)
     if flag is None:
         return DeletePolicy(mode)
-    string = mapping.target.kind == "hubspot" or flag.type == "string"
+    target = PRESETS.get(mapping.target.kind)  # None for the warehouse
+    string = flag.type == "string" or (target is not None and target.strings_only)
     return DeletePolicy(mode, flag.target, "string" if string else flag.type)
 
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping as EnvMapping
-from dataclasses import dataclass
 
-from resources.crm.diff import PushPlan, content_hash
-from resources.crm.models import VALIDATION, CallStats, Rejection
-from resources.crm.push import PushReport, plan_for, run_push
+from resources.crm.diff import content_hash
+from resources.crm.models import VALIDATION, Rejection
+from resources.crm.push import plan_for, run_push
 from resources.crm.state import Target
 from services.crm_mapping import delete_policy, split_deleted, volatile_fields
 from services.crm_records import source_records, source_rows
-from services.outcome import ConnectionOutcome
+from services.outcome import ConnectionOutcome, PushOutcome
 from services.plan import SyncPlan, SyncTools
 from transforms import Mapping, MappingResult, apply_mapping
 
@@ -43,30 +42,6 @@ def max_reject_rate(environ: EnvMapping[str, str] = os.environ) -> float:
             f"not {raw!r}"
         )
     return value
-
-
-@dataclass(frozen=True)
-class PushOutcome:
-    """What one mapping's push did for one connection (`report` is None on a dry run)."""
-
-    mapping: Mapping
-    plan: PushPlan
-    refused: tuple[Rejection, ...]  # refused by the mapping itself
-    report: PushReport | None
-    stats: CallStats | None
-    threshold: float
-    forced: bool
-
-    @property
-    def total(self) -> int:
-        return len(self.plan.hashes) + len(self.refused)
-
-    @property
-    def rejected(self) -> int:
-        """Records not in the CRM after this run: refused by the mapping or the CRM, or held."""
-        if self.report is None:
-            return len(self.refused) + self.plan.held
-        return len(self.refused) + len(self.report.rejected) + self.report.held
 
 
 class PushStopped(RuntimeError):

@@ -1,18 +1,22 @@
-"""What the sync of one connection reports: metadata per asset, check outcomes, log lines.
+"""What the sync of one connection reports, as values free of Dagster.
 
-Plain values only, so the layer stays free of Dagster; `Markdown`, `Json` and `Timestamp` mark the
-kinds of value the Dagster layer shows specially (`pipelines.defs.batch.dagster_metadata`
-converts them).
+`ConnectionOutcome` holds what each asset materialized or observed (its metadata), the quality
+checks, what each CRM push did (`PushOutcome`), the TikTok calls per asset, the log lines and the
+failures, in the order they happened. `Markdown`, `Json` and `Timestamp` mark the kinds of value
+the Dagster layer shows specially; `pipelines.defs.batch` turns all of it into Dagster events
+(`dagster_metadata` converts those values).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from services.crm_push import PushOutcome
+from resources.crm.diff import PushPlan
+from resources.crm.models import CallStats, Rejection
+from resources.crm.push import PushReport
+from transforms import Mapping
 
 Metadata = dict[str, Any]
 
@@ -48,12 +52,36 @@ class CheckOutcome:
 
 
 @dataclass(frozen=True)
+class PushOutcome:
+    """What one mapping's push did for one connection (`report` is None on a dry run)."""
+
+    mapping: Mapping
+    plan: PushPlan
+    refused: tuple[Rejection, ...]  # refused by the mapping itself
+    report: PushReport | None
+    stats: CallStats | None
+    threshold: float
+    forced: bool
+
+    @property
+    def total(self) -> int:
+        return len(self.plan.hashes) + len(self.refused)
+
+    @property
+    def rejected(self) -> int:
+        """Records not in the CRM after this run: refused by the mapping or the CRM, or held."""
+        if self.report is None:
+            return len(self.refused) + self.plan.held
+        return len(self.refused) + len(self.report.rejected) + self.report.held
+
+
+@dataclass(frozen=True)
 class StepFailure:
     """What failed for a connection: the error, the asset it was syncing, and its mapping."""
 
     error: BaseException
     at: str | None  # None: before any asset (lookup, lease, token)
-    mapping: Any = None  # the transforms.Mapping being applied, for CRM steps
+    mapping: Mapping | None = None  # the mapping being applied, for mapping and CRM steps
 
 
 @dataclass
@@ -69,7 +97,7 @@ class ConnectionOutcome:
     failures: list[StepFailure] = field(default_factory=list)  # in the order they happened
     calls: dict[str, Metadata] = field(default_factory=dict)  # TikTok asset -> its calls
 
-    def fail(self, error: BaseException, at: str | None, mapping: Any = None) -> None:
+    def fail(self, error: BaseException, at: str | None, mapping: Mapping | None = None) -> None:
         self.failures.append(StepFailure(error, at, mapping))
 
     @property

@@ -17,7 +17,7 @@ from typing import Protocol
 from resources.connections.leases import LeaseStore
 from resources.connections.store import Connection, ConnectionStore
 from resources.connections.sync_log import SyncLog
-from resources.crm.push import CrmClient
+from resources.crm.client import CrmClient
 from resources.crm.state import PushStateStore
 from resources.tiktok.client import TikTokClient
 from resources.warehouse.store import Warehouse

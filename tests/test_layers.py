@@ -1,6 +1,7 @@
 """The layers import one way, checked in a fresh process each: the CRM and TikTok clients never
-load the mapping engine (which reads TikTok's field table from `resources.tiktok.scopes`, so a
-dependency back would be a cycle), and the service layer never loads Dagster or the pipelines."""
+load the mapping engine (which reads TikTok's field table from `resources.tiktok.scopes` and the
+CRM targets from `resources.crm.presets`, so a dependency back would be a cycle), and the service
+layer never loads Dagster or the pipelines."""
 
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 CASES = [
     # (imported first, a package that must not be loaded by it)
     ("resources.crm.push", "transforms"),
+    ("resources.crm.presets", "transforms"),
     ("resources.crm.setup_hubspot", "transforms"),
     ("resources.crm.setup_salesforce", "transforms"),
     ("resources.tiktok.client", "transforms"),

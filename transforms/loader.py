@@ -4,54 +4,29 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from resources.crm.presets import NameRule, preset
 from transforms.errors import DocPath, MappingError, SpecProblem, format_path
 from transforms.expressions import ExpressionProblem, compile_expression
 from transforms.field_transforms import compile_transform, suggest
 from transforms.mapping import ComputedField, MappedField, Mapping, Target
-from transforms.source_fields import KNOWN_SCOPES, SOURCE_FIELD_SCOPES
+from transforms.source_fields import KNOWN_SCOPES, SOURCE_FIELD_SCOPES, WAREHOUSE
 from transforms.spec import MappingSpec, validation_problems
 from transforms.yaml_source import MAX_FILE_BYTES, YamlDocument, read_yaml
 
 _MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit, the tightest of our targets
 _MAPPING_NAME = re.compile(r"[a-z][a-z0-9_]*")
-# Warehouse columns stay lowercase so the loader never has to quote them; HubSpot internal
-# property names are lowercase too; Salesforce API names (TikTok_Open_Id__c) keep their case.
-_TARGET_NAMES = {
-    "warehouse": (re.compile(r"[a-z_][a-z0-9_]*"), "lowercase letters, digits and _"),
-    "hubspot": (
-        re.compile(r"[a-z][a-z0-9_]*"),
-        "lowercase letters, digits and _ (HubSpot internal names)",
-    ),
-    "salesforce": (
-        re.compile(r"[A-Za-z][A-Za-z0-9_]*"),
-        "letters, digits and _ (Salesforce API names)",
-    ),
-    "generic": (re.compile(r"[A-Za-z_][A-Za-z0-9_]*"), "letters, digits and _"),
-}
-_TARGET_OBJECTS = {
-    "warehouse": (re.compile(r"(?:[a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*"), "a lowercase table name"),
-    "hubspot": (re.compile(r"[a-z0-9_][a-z0-9_-]*"), "a HubSpot object type such as contacts"),
-    "salesforce": (re.compile(r"[A-Za-z][A-Za-z0-9_]*"), "an sObject name such as Contact"),
-    "generic": (re.compile(r"[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*"), "a path such as videos"),
-}
+# Warehouse columns stay lowercase so the loader never has to quote them; a CRM target's names
+# follow its preset (resources.crm.presets).
+_WAREHOUSE_NAMES = NameRule(re.compile(r"[a-z_][a-z0-9_]*"), "lowercase letters, digits and _")
+_WAREHOUSE_OBJECTS = NameRule(
+    re.compile(r"(?:[a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*"), "a lowercase table name"
+)
 _DELETED_SOURCE = "deleted_at"
 _MAX_PROBLEMS_SHOWN = 10
 _MAX_SHOWN = 80
-
-
-@dataclass(frozen=True)
-class MappingFile(Mapping):
-    """A mapping as read from a file, with the file's CRM-only options.
-
-    `on_delete` (keep, flag, archive) says what a CRM push does with deleted source records;
-    `services.crm_mapping.delete_policy` reads it (keep for a Mapping built in code).
-    """
-
-    on_delete: str = "keep"
 
 
 def _shown(value: str) -> str:
@@ -59,13 +34,21 @@ def _shown(value: str) -> str:
     return repr(value) if len(value) <= _MAX_SHOWN else f"{value[:_MAX_SHOWN]!r}..."
 
 
-def _check_name(value: str, path: DocPath, pattern: re.Pattern[str], rule: str) -> None:
-    if not pattern.fullmatch(value) or len(value) > _MAX_NAME_LENGTH:
+def _check_name(value: str, path: DocPath, names: NameRule) -> None:
+    if not names.allows(value) or len(value) > _MAX_NAME_LENGTH:
         raise SpecProblem(
             path,
-            f"{_shown(value)} is not a valid name here: use {rule}, "
+            f"{_shown(value)} is not a valid name here: use {names.rule}, "
             f"at most {_MAX_NAME_LENGTH} characters",
         )
+
+
+def _field_names(kind: str) -> NameRule:
+    return _WAREHOUSE_NAMES if kind == WAREHOUSE else preset(kind).field_names
+
+
+def _object_names(kind: str) -> NameRule:
+    return _WAREHOUSE_OBJECTS if kind == WAREHOUSE else preset(kind).object_names
 
 
 class _Compiler:
@@ -75,8 +58,7 @@ class _Compiler:
         self.targets: dict[str, DocPath] = {}
 
     def target_name(self, name: str, path: DocPath) -> None:
-        pattern, rule = _TARGET_NAMES[self.spec.target.kind]
-        _check_name(name, path, pattern, rule)
+        _check_name(name, path, _field_names(self.spec.target.kind))
         if name in self.targets:
             raise SpecProblem(
                 path,
@@ -86,11 +68,13 @@ class _Compiler:
         self.targets[name] = path
 
     def check_type(self, type_name: str, path: DocPath) -> None:
-        # HubSpot's batch API takes every property value as a string: cast there, not in the loader.
-        if self.spec.target.kind == "hubspot" and type_name != "string":
+        # A strings-only target (HubSpot's batch API) takes every value as text: cast by the
+        # mapping, not by the client.
+        kind = self.spec.target.kind
+        if kind != WAREHOUSE and preset(kind).strings_only and type_name != "string":
             raise SpecProblem(
                 path,
-                f"HubSpot property values are strings: use type: string instead of "
+                f"{preset(kind).label} property values are strings: use type: string instead of "
                 f"{type_name} (numbers, booleans and datetimes are converted to text)",
             )
 
@@ -172,17 +156,17 @@ class _Compiler:
 
 def _compile(spec: MappingSpec, document: YamlDocument, filename: str) -> Mapping:
     target = spec.target
-    pattern, rule = _TARGET_OBJECTS[target.kind]
-    if not pattern.fullmatch(target.object) or len(target.object) > 255:
-        raise SpecProblem(("target", "object"), f"{_shown(target.object)} is not {rule}")
+    objects = _object_names(target.kind)
+    if not objects.allows(target.object) or len(target.object) > 255:
+        raise SpecProblem(("target", "object"), f"{_shown(target.object)} is not {objects.rule}")
     # A warehouse table (and its schema) is a PostgreSQL identifier: longer names would be cut
     # to 63 characters, so two tables could silently become one; the loader refuses them too.
-    if target.kind == "warehouse" and any(
+    if target.kind == WAREHOUSE and any(
         len(part) > _MAX_NAME_LENGTH for part in target.object.split(".")
     ):
         raise SpecProblem(
             ("target", "object"),
-            f"{_shown(target.object)} is not {rule}: table and schema names have at most "
+            f"{_shown(target.object)} is not {objects.rule}: table and schema names have at most "
             f"{_MAX_NAME_LENGTH} characters",
         )
     if not _MAPPING_NAME.fullmatch(spec.name) or len(spec.name) > _MAX_NAME_LENGTH:
@@ -203,7 +187,7 @@ def _compile(spec: MappingSpec, document: YamlDocument, filename: str) -> Mappin
     columns = tuple(
         (name, type_name) for _line, name, type_name in sorted(placed, key=lambda p: p[0])
     )
-    return MappingFile(
+    return Mapping(
         spec.version,
         spec.name,
         spec.source,
@@ -222,16 +206,16 @@ def _check_on_delete(spec: MappingSpec, fields: tuple[MappedField, ...]) -> None
     kind, mode = spec.target.kind, spec.on_delete
     if mode == "keep":
         return
-    if kind == "warehouse":
+    if kind == WAREHOUSE:
         raise SpecProblem(
             ("on_delete",),
             "on_delete applies to CRM targets; a warehouse table keeps deleted rows with "
             "deleted_at set, so use keep (or leave it out)",
         )
-    if mode == "archive" and kind == "generic":
+    if mode == "archive" and not preset(kind).can_archive:
         raise SpecProblem(
             ("on_delete",),
-            "a generic endpoint has no archive call; use flag (map deleted_at) or keep",
+            f"{preset(kind).label} has no archive call; use flag (map deleted_at) or keep",
         )
     if mode == "flag" and not any(f.source == _DELETED_SOURCE for f in fields):
         raise SpecProblem(

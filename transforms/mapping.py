@@ -61,3 +61,5 @@ class Mapping:
     columns: tuple[tuple[str, str], ...]
     filename: str = "<string>"
     description: str | None = None
+    # What a CRM push does with deleted source records: keep, flag or archive (docs/crm.md).
+    on_delete: str = "keep"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from resources.crm.presets import crm_kinds
 from resources.tiktok.scopes import (
     SUPPORTED_SCOPES,
     USER_FIELDS_BY_SCOPE,
@@ -42,5 +43,12 @@ KNOWN_SCOPES: frozenset[str] = frozenset(
 )
 
 FIELD_TYPES: tuple[str, ...] = ("boolean", "date", "datetime", "float", "integer", "json", "string")
-TARGET_KINDS: tuple[str, ...] = ("generic", "hubspot", "salesforce", "warehouse")
+WAREHOUSE = "warehouse"
+
+
+def target_kinds() -> tuple[str, ...]:
+    """The warehouse and every CRM preset (read per call: a preset added later counts)."""
+    return tuple(sorted({WAREHOUSE, *crm_kinds()}))
+
+
 SCOPE_POLICIES: tuple[str, ...] = ("null", "reject", "skip")

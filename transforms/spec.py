@@ -8,7 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from transforms.errors import DocPath, describe_value
 from transforms.field_transforms import suggest
-from transforms.source_fields import FIELD_TYPES, SCOPE_POLICIES, SOURCE_FIELD_SCOPES, TARGET_KINDS
+from transforms.source_fields import (
+    FIELD_TYPES,
+    SCOPE_POLICIES,
+    SOURCE_FIELD_SCOPES,
+    target_kinds,
+)
 
 ON_DELETE_MODES: tuple[str, ...] = ("keep", "flag", "archive")
 
@@ -36,7 +41,7 @@ class TargetSpec(_Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        return _choice(value, TARGET_KINDS, "target kind")
+        return _choice(value, target_kinds(), "target kind")
 
 
 class FieldSpec(_Strict):

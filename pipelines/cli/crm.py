@@ -15,9 +15,10 @@ from pathlib import Path
 import click
 
 from resources import settings
-from resources.crm.config import HUBSPOT, SALESFORCE, HubSpotSettings, load_settings
+from resources.crm.config import HUBSPOT, SALESFORCE, HubSpotSettings
 from resources.crm.errors import CrmError
 from resources.crm.http import CrmHttp
+from resources.crm.presets import load_settings
 from resources.crm.setup_hubspot import HubSpotSetup
 from resources.crm.setup_plan import SetupPlan
 from resources.crm.setup_salesforce import SalesforceSetup

@@ -15,7 +15,7 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.defs.crm.checks import RejectRateSettingError, reject_rate_result
+from pipelines.defs.crm.checks import reject_rate_result
 from pipelines.defs.crm.push_results import (
     crm_failures,
     dry_run_metadata,
@@ -25,13 +25,14 @@ from pipelines.defs.crm.push_results import (
 from pipelines.defs.tiktok.failures import about, failure_for
 from resources.crm.errors import CrmError
 from resources.tiktok.call_stats import CallStats
-from services.crm_push import PushOutcome, PushStopped
+from services.crm_push import PushStopped, RejectRateSettingError
 from services.outcome import (
     CheckOutcome,
     ConnectionOutcome,
     Json,
     Markdown,
     Metadata,
+    PushOutcome,
     StepFailure,
     Timestamp,
 )

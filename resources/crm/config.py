@@ -1,29 +1,29 @@
-"""Per-target CRM settings from the environment, read at run time.
+"""The built-in CRM targets' settings from the environment, read at run time.
 
-A target is *configured* when its base variable is present (HUBSPOT_ACCESS_TOKEN,
-SALESFORCE_INSTANCE_URL, GENERIC_CRM_URL); the Dagster definitions only build push assets for
-configured targets. Secrets are read only by `load_settings`, at run time, and never logged: a
-missing or invalid value is a `MissingCrmSetting` naming the variable.
+Each target's preset (`resources.crm.presets`) names its base variable, whose presence configures
+the target, and the function here that reads its settings. Secrets are read only then, at run
+time, and never logged: a missing or invalid value is a `MissingCrmSetting` naming the variable.
+`required` and `secure_url` are the rules every target's settings follow, a new one's included.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from resources.crm.errors import MissingCrmSetting
+from resources.http_base import is_loopback
 
 HUBSPOT, SALESFORCE, GENERIC = "hubspot", "salesforce", "generic"
-CRM_KINDS = (HUBSPOT, SALESFORCE, GENERIC)
-BASE_VARIABLES = {
-    HUBSPOT: "HUBSPOT_ACCESS_TOKEN",
-    SALESFORCE: "SALESFORCE_INSTANCE_URL",
-    GENERIC: "GENERIC_CRM_URL",
-}
+# The variables whose presence configures each target (see the presets).
+HUBSPOT_TOKEN, SALESFORCE_INSTANCE, GENERIC_URL = (
+    "HUBSPOT_ACCESS_TOKEN",
+    "SALESFORCE_INSTANCE_URL",
+    "GENERIC_CRM_URL",
+)
 DEFAULT_HUBSPOT_BASE_URL = "https://api.hubapi.com"
 # sObject Collections upsert needs v46.0+; `created` in UpsertResult also dates from v46.0.
 DEFAULT_SALESFORCE_API_VERSION = "62.0"
@@ -35,10 +35,27 @@ _API_VERSION = re.compile(r"^v?([0-9]{2,3}\.[0-9])$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
 
 
+class CrmSettings(Protocol):
+    """What every target's settings offer, whatever else they hold."""
+
+    @property
+    def host(self) -> str:
+        """The host the records go to (for the demo guard; never the URL, which may hold a key)."""
+        ...
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
 @dataclass(frozen=True)
 class HubSpotSettings:
     base_url: str
     access_token: str = field(repr=False)
+
+    @property
+    def host(self) -> str:
+        return _host(self.base_url)
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,10 @@ class SalesforceSettings:
     instance_url: str
     api_version: str
     access_token: str = field(repr=False)
+
+    @property
+    def host(self) -> str:
+        return _host(self.instance_url)
 
 
 @dataclass(frozen=True)
@@ -55,16 +76,12 @@ class GenericSettings:
     batch_size: int = DEFAULT_GENERIC_BATCH_SIZE
     auth_header: tuple[str, str] | None = field(default=None, repr=False)
 
-
-Settings = HubSpotSettings | SalesforceSettings | GenericSettings
-
-
-def configured_kinds(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
-    """Targets whose base variable is set (its value is not read here)."""
-    return tuple(kind for kind in CRM_KINDS if environ.get(BASE_VARIABLES[kind], "").strip())
+    @property
+    def host(self) -> str:
+        return _host(self.url)
 
 
-def _required(environ: Mapping[str, str], variable: str, service: str, what: str) -> str:
+def required(environ: Mapping[str, str], variable: str, service: str, what: str) -> str:
     value = environ.get(variable, "").strip()
     if not value:
         raise MissingCrmSetting(
@@ -75,16 +92,7 @@ def _required(environ: Mapping[str, str], variable: str, service: str, what: str
     return value
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _secure_url(value: str, variable: str, service: str) -> str:
+def secure_url(value: str, variable: str, service: str) -> str:
     """An https URL (plain http only on loopback, where the project's fakes run)."""
     parts = urlsplit(value)
     secure = parts.scheme == "https" or (
@@ -101,20 +109,20 @@ def _secure_url(value: str, variable: str, service: str) -> str:
 
 
 def _base_url(value: str, variable: str, service: str) -> str:
-    return _secure_url(value, variable, service).rstrip("/")
+    return secure_url(value, variable, service).rstrip("/")
 
 
-def _hubspot(environ: Mapping[str, str]) -> HubSpotSettings:
-    token = _required(environ, "HUBSPOT_ACCESS_TOKEN", HUBSPOT, "a private app access token")
+def hubspot_settings(environ: Mapping[str, str]) -> HubSpotSettings:
+    token = required(environ, HUBSPOT_TOKEN, HUBSPOT, "a private app access token")
     base = environ.get("HUBSPOT_BASE_URL", "").strip() or DEFAULT_HUBSPOT_BASE_URL
     return HubSpotSettings(_base_url(base, "HUBSPOT_BASE_URL", HUBSPOT), token)
 
 
-def _salesforce(environ: Mapping[str, str]) -> SalesforceSettings:
-    instance = _required(
-        environ, "SALESFORCE_INSTANCE_URL", SALESFORCE, "https://<your domain>.my.salesforce.com"
+def salesforce_settings(environ: Mapping[str, str]) -> SalesforceSettings:
+    instance = required(
+        environ, SALESFORCE_INSTANCE, SALESFORCE, "https://<your domain>.my.salesforce.com"
     )
-    token = _required(environ, "SALESFORCE_ACCESS_TOKEN", SALESFORCE, "an OAuth access token")
+    token = required(environ, "SALESFORCE_ACCESS_TOKEN", SALESFORCE, "an OAuth access token")
     version = environ.get("SALESFORCE_API_VERSION", "").strip() or DEFAULT_SALESFORCE_API_VERSION
     match = _API_VERSION.match(version)
     if not match or float(match.group(1)) < MIN_SALESFORCE_API_VERSION:
@@ -124,7 +132,7 @@ def _salesforce(environ: Mapping[str, str]) -> SalesforceSettings:
             service=SALESFORCE,
             variable="SALESFORCE_API_VERSION",
         )
-    url = _base_url(instance, "SALESFORCE_INSTANCE_URL", SALESFORCE)
+    url = _base_url(instance, SALESFORCE_INSTANCE, SALESFORCE)
     return SalesforceSettings(url, match.group(1), token)
 
 
@@ -136,8 +144,8 @@ def _auth_header(value: str) -> tuple[str, str]:
     return "Authorization", value.strip()
 
 
-def _generic(environ: Mapping[str, str]) -> GenericSettings:
-    url = _required(environ, "GENERIC_CRM_URL", GENERIC, "the endpoint that receives the records")
+def generic_settings(environ: Mapping[str, str]) -> GenericSettings:
+    url = required(environ, GENERIC_URL, GENERIC, "the endpoint that receives the records")
     method = (environ.get("GENERIC_CRM_METHOD", "").strip() or "POST").upper()
     if method not in GENERIC_METHODS:
         raise MissingCrmSetting(
@@ -155,31 +163,8 @@ def _generic(environ: Mapping[str, str]) -> GenericSettings:
         )
     header = environ.get("GENERIC_CRM_AUTH_HEADER", "").strip()
     return GenericSettings(
-        url=_secure_url(url, "GENERIC_CRM_URL", GENERIC),
+        url=secure_url(url, GENERIC_URL, GENERIC),
         method=method,
         batch_size=int(raw_size),
         auth_header=_auth_header(header) if header else None,
     )
-
-
-def target_host(settings: Settings) -> str:
-    """The host the records go to (for the demo guard; never the full URL, which may hold a key)."""
-    if isinstance(settings, HubSpotSettings):
-        url = settings.base_url
-    elif isinstance(settings, SalesforceSettings):
-        url = settings.instance_url
-    else:
-        url = settings.url
-    return urlsplit(url).hostname or ""
-
-
-_LOADERS = {HUBSPOT: _hubspot, SALESFORCE: _salesforce, GENERIC: _generic}
-
-
-def load_settings(kind: str, environ: Mapping[str, str] = os.environ) -> Settings:
-    """The settings of one target, secrets included; call at run time only."""
-    if kind not in _LOADERS:
-        raise ValueError(
-            f"unknown CRM target kind {kind!r}; expected one of {', '.join(CRM_KINDS)}"
-        )
-    return _LOADERS[kind](environ)

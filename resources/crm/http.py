@@ -17,14 +17,11 @@ import httpx
 
 from resources.crm.errors import CrmError, RateLimited, TransientError
 from resources.crm.models import CallStats
-from resources.http_base import BACKOFF_CAP_S, MAX_WAIT_S, retrying, send
+from resources.http_base import BACKOFF_CAP_S, MAX_WAIT_S, USER_AGENT, retrying, send
 
 # Batch upserts of 100-200 records can take a while on the CRM side; connecting should not.
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 MAX_ATTEMPTS = 5
-USER_AGENT = "tiktok-crm-sync/0.1 (+https://github.com/tiktok-crm-sync)"
-
-__all__ = ["BACKOFF_CAP_S", "MAX_ATTEMPTS", "MAX_WAIT_S", "Classify", "CrmHttp"]
 
 Classify = Callable[[httpx.Response], httpx.Response]
 _PLAIN_HEADERS = frozenset({"user-agent", "content-type", "accept"})

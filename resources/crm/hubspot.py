@@ -165,7 +165,7 @@ class HubSpotClient:
         statuses: list[str] = []
         for attempt in range(STATUS_ATTEMPTS):
             if attempt:
-                self.http.stats.retries += 1
+                self.http.stats.count_retry(HUBSPOT, 0.0)  # the pause below counts the wait
                 self.http.pause(STATUS_RETRY_WAIT_S)
             response = self._send(self._url, {"inputs": inputs})
             answer = _read(response, inputs, key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from resources.http_base import CallStats as BaseCallStats
 
@@ -80,21 +80,10 @@ class CallStats(BaseCallStats):
     service: str = ""
     # Last limit figures the CRM reported, e.g. {"salesforce_api_usage": "10018/100000"}.
     limits: dict[str, str] = field(default_factory=dict)
-    requests_key: ClassVar[str] = "api_calls"
 
     @property
     def requests(self) -> int:
         return int(self.total("requests_by_endpoint"))
-
-    @property
-    def retries(self) -> int:
-        return int(self.total("retries_by_endpoint"))
-
-    @retries.setter
-    def retries(self, value: int) -> None:
-        # HubSpot's client counts its re-polls of a batch that is not COMPLETE with `+= 1`.
-        with self._lock:
-            self.retries_by_endpoint[self.service] += value - self.retries
 
     def as_metadata(self) -> dict[str, int | float | str]:
         with self._lock:

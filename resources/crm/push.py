@@ -11,37 +11,21 @@ upserts, recording each archive in the push state and the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
 
+from resources.crm.client import CrmClient
 from resources.crm.deletions import ARCHIVE, FLAG, KEEP, DeletePolicy, as_policy, flag_records
 from resources.crm.deletions import purged_at as connection_purged_at
 from resources.crm.diff import PushPlan, content_hash, plan_push
 from resources.crm.errors import CrmError
-from resources.crm.http import CrmHttp
-from resources.crm.models import VALIDATION, Archive, BatchResult, Record, Rejection
+from resources.crm.models import VALIDATION, Archive, Record, Rejection
+from resources.crm.presets import can_archive
 from resources.crm.state import ARCHIVED_HASH, PushStateStore, Target
 
 DELETED_REASON = "the source record was deleted (deleted_at set)"
 PURGED_REASON = "its connection was purged"
-
-
-class CrmClient(Protocol):
-    """What every preset offers: upsert batches of records by their external id `key`.
-
-    HubSpot and Salesforce also offer `archive_batches(archives, key)`, with the same kind of
-    results (`BatchResult.archived`).
-    """
-
-    service: str
-    batch_size: int
-    http: CrmHttp
-
-    def push_batches(self, records: Sequence[Record], key: str) -> Iterator[BatchResult]: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -179,17 +163,16 @@ def _archive(
         return 0, [], 0, None
     details = {a.key: {key: a.key, "crm_id": a.crm_id, "archive": a.reason} for a in plan.archives}
     hashes = dict.fromkeys(details, ARCHIVED_HASH)
-    archive_batches = getattr(client, "archive_batches", None)
-    if archive_batches is None:
+    if not can_archive(client):
         refused = [
-            Rejection(a.key, f"{target.kind} targets cannot archive records", VALIDATION)
+            Rejection(a.key, f"{client.service} targets cannot archive records", VALIDATION)
             for a in plan.archives
         ]
         store.reject(target, refused, hashes, details)
         return 0, refused, 0, None
     archived, refused, answered = 0, [], set()
     try:
-        for result in archive_batches(plan.archives, key):
+        for result in client.archive_batches(plan.archives, key):
             store.mark_archived(target, result.archived, plan.archives)
             archived += len(result.archived)
             refused += store.reject(target, result.rejected, hashes, details)

@@ -2,48 +2,39 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 
-from resources.crm.config import (
-    GENERIC,
-    HUBSPOT,
-    SALESFORCE,
-    GenericSettings,
-    HubSpotSettings,
-    SalesforceSettings,
-    is_loopback,
-    load_settings,
-    target_host,
-)
+from resources.crm.client import CrmClient
 from resources.crm.errors import DemoModeRefused
-from resources.crm.generic import GenericClient
-from resources.crm.http import BACKOFF_CAP_S, MAX_ATTEMPTS, MAX_WAIT_S, CrmHttp
-from resources.crm.hubspot import HubSpotClient
-from resources.crm.push import CrmClient
-from resources.crm.salesforce import SalesforceClient
+from resources.crm.http import MAX_ATTEMPTS, CrmHttp
+from resources.crm.presets import preset
+from resources.http_base import BACKOFF_CAP_S, MAX_WAIT_S, is_loopback
 from resources.settings import MODE_DEMO, MODE_LIVE
 
 
 def build_client(kind: str, object_name: str, http: CrmHttp, mode: str = MODE_LIVE) -> CrmClient:
     """A client for `kind` with its settings from the environment (MissingCrmSetting if not)."""
-    settings = load_settings(kind)
-    if mode == MODE_DEMO and not is_loopback(target_host(settings)):
+    target = preset(kind)
+    settings = target.settings(os.environ)
+    if mode == MODE_DEMO and not is_loopback(settings.host):
         raise DemoModeRefused(
             f"demo mode never pushes simulated TikTok data to a real {kind} account "
-            f"({target_host(settings)}); unset TIKTOK_CRM_SYNC_MODE to push live data, or point "
+            f"({settings.host}); unset TIKTOK_CRM_SYNC_MODE to push live data, or point "
             "the target at a fake on 127.0.0.1",
             service=kind,
         )
-    if kind == HUBSPOT and isinstance(settings, HubSpotSettings):
-        return HubSpotClient(settings, object_name, http=http)
-    if kind == SALESFORCE and isinstance(settings, SalesforceSettings):
-        return SalesforceClient(settings, object_name, http=http)
-    if kind == GENERIC and isinstance(settings, GenericSettings):
-        return GenericClient(settings, object_name, http=http)
-    raise ValueError(f"no CRM client for target kind {kind!r}")
+    client = target.client(settings, object_name, http=http)
+    if client.service != kind or not 1 <= client.batch_size <= target.max_batch:
+        raise ValueError(
+            f"the {kind} preset's client must have service {kind!r} and send 1 to "
+            f"{target.max_batch} records per request, not {client.service!r} and "
+            f"{client.batch_size}"
+        )
+    return client
 
 
 class CrmResource(dg.ConfigurableResource):

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import httpx
 from tenacity import RetryCallState, Retrying
 
-from resources.http_base import BACKOFF_CAP_S, retrying, send
+from resources.http_base import BACKOFF_CAP_S, USER_AGENT, retrying, send
 from resources.ratelimit.budget import Admission
 from resources.tiktok.breaker import CircuitBreaker
 from resources.tiktok.call_stats import CallStats
@@ -50,7 +50,6 @@ MAX_ATTEMPTS = 6  # transient failures (5xx, transport) per request
 # one-minute windows, so a limit lower than configured is learned and waited out, not fatal.
 RATE_LIMIT_PATIENCE_S = 300.0
 MAX_PAGE_SIZE = 20  # /v2/video/list/ max_count and /v2/video/query/ ids per request
-USER_AGENT = "tiktok-crm-sync/0.1 (+https://github.com/tiktok-crm-sync)"
 TOKEN_ENDPOINT = "oauth_token"
 
 

@@ -2,12 +2,8 @@
 
 import pytest
 
-from pipelines.defs.crm.checks import (
-    REJECT_RATE_CHECK,
-    RejectRateSettingError,
-    max_reject_rate,
-    reject_rate_result,
-)
+from pipelines.defs.crm.checks import REJECT_RATE_CHECK, reject_rate_result
+from services.crm_push import RejectRateSettingError, max_reject_rate
 
 
 @pytest.mark.parametrize(

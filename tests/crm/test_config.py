@@ -2,14 +2,9 @@
 
 import pytest
 
-from resources.crm.config import (
-    GenericSettings,
-    HubSpotSettings,
-    SalesforceSettings,
-    configured_kinds,
-    load_settings,
-)
+from resources.crm.config import GenericSettings, HubSpotSettings, SalesforceSettings
 from resources.crm.errors import MissingCrmSetting
+from resources.crm.presets import configured_kinds, load_settings
 
 
 def test_a_target_is_configured_by_its_base_variable_only():

@@ -3,11 +3,13 @@
 Each case is a small mapping text run through `parse_mapping`, as `mapping check` would.
 """
 
+import dataclasses
+
 import pytest
 
 from resources.crm.deletions import ARCHIVE, FLAG, KEEP
 from services.crm_mapping import delete_policy
-from transforms import MappingError, parse_mapping
+from transforms import Mapping, MappingError, parse_mapping
 
 VIDEO_MAPPING = """
 version: 1
@@ -53,6 +55,15 @@ def test_on_delete_is_read_into_the_policy(kind, on_delete, mode):
     mapping = parse_mapping(video_mapping(kind, on_delete))
     policy = delete_policy(mapping)
     assert (policy.mode, policy.flag_field) == (mode, "tiktok_deleted_at")
+
+
+def test_a_mapping_built_in_code_keeps_deleted_records():
+    """`on_delete` is a field of every Mapping, not only of one read from a file."""
+    loaded = parse_mapping(video_mapping("salesforce", "archive"))
+    given = {f.name for f in dataclasses.fields(Mapping)} - {"on_delete"}
+    built = Mapping(**{name: getattr(loaded, name) for name in given})
+    assert (loaded.on_delete, built.on_delete) == (ARCHIVE, KEEP)
+    assert delete_policy(built).mode == KEEP
 
 
 def test_hubspot_flags_are_written_as_text():

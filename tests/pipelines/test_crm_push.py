@@ -81,7 +81,7 @@ def test_push_creates_the_contact_and_a_rerun_sends_nothing(simulator, harness, 
     first = run_push(harness, asset)
     assert first.success, failure_description(first)
     meta = metadata(first, "hubspot_contacts")
-    assert (meta["created"], meta["updated"], meta["api_calls"]) == (1, 0, 1)
+    assert (meta["created"], meta["updated"], meta["api_requests"]) == (1, 0, 1)
     assert check_passed(first)
     [stored] = hubspot.records().values()
     account = simulator.accounts[0]
@@ -91,7 +91,7 @@ def test_push_creates_the_contact_and_a_rerun_sends_nothing(simulator, harness, 
     assert harness.sync("creator-a").success
     second = run_push(harness, asset)
     assert metadata(second, "hubspot_contacts")["unchanged"] == 1
-    assert metadata(second, "hubspot_contacts")["api_calls"] == 0
+    assert metadata(second, "hubspot_contacts")["api_requests"] == 0
     assert hubspot.request_count == 1
     forced = run_push(harness, asset, force_full_push=True)
     assert metadata(forced, "hubspot_contacts")["updated"] == 1
@@ -117,7 +117,7 @@ def test_dry_run_reports_would_be_changes_without_calling(harness, hubspot):
         and event.asset_key == dg.AssetKey("hubspot_contacts")
     ]
     meta = {key: value.value for key, value in observation.metadata.items()}
-    assert (meta["would_create"], meta["would_update"], meta["api_calls"]) == (1, 0, 0)
+    assert (meta["would_create"], meta["would_update"], meta["api_requests"]) == (1, 0, 0)
     assert meta["sample_creates"][0]["tiktok_open_id"] == harness.store.get("creator-a").open_id
     # Nothing was recorded, so the real push still creates the record.
     real = run_push(harness, asset)

@@ -12,7 +12,7 @@ import pytest
 from resources.crm.errors import CrmError
 from resources.crm.errors import RateLimited as CrmRateLimited
 from resources.crm.models import CallStats as CrmCallStats
-from resources.http_base import ApiError, CallStats, retrying, send
+from resources.http_base import ApiError, CallStats, is_loopback, retrying, send
 from resources.ratelimit.budget import Admission
 from resources.tiktok.call_stats import CallStats as TikTokCallStats
 from resources.tiktok.errors import TikTokError
@@ -174,6 +174,26 @@ def test_send_hands_the_answer_back_untouched():
     assert (response.status_code, response.text) == (503, "busy")
 
 
+# --- loopback hosts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),  # the whole 127.0.0.0/8 block
+        ("::1", True),
+        ("api.hubapi.com", False),
+        ("10.0.0.1", False),  # private, but another machine
+        ("", False),  # a URL without a host
+        ("http://127.0.0.1", False),  # a URL, not a host name
+    ],
+)
+def test_only_a_host_that_never_leaves_the_machine_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
 # --- call stats ---------------------------------------------------------------------------------
 
 
@@ -195,11 +215,11 @@ def test_base_stats_report_totals_under_the_shared_keys():
 def test_crm_stats_count_under_the_service_and_keep_their_attributes_and_keys():
     stats = CrmCallStats(service="hubspot")
     stats.count_request("hubspot")
-    stats.retries += 1  # how HubSpot's client counts a re-poll
+    stats.count_retry("hubspot", 0.0)  # how HubSpot's client counts a re-poll
     stats.limits["hubspot_daily_remaining"] = "99"
     assert (stats.requests, stats.retries, stats.rate_limited, stats.seconds_waited) == (1, 1, 0, 0)
     assert stats.as_metadata() == {
-        "api_calls": 1,
+        "api_requests": 1,
         "api_retries": 1,
         "api_rate_limited": 0,
         "seconds_waited": 0,

@@ -9,11 +9,11 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.defs.crm.checks import RejectRateSettingError
 from resources.crm.diff import PushPlan
 from resources.crm.errors import CrmError
 from resources.crm.models import Archive, CallStats, Record, Rejection
 from resources.crm.push import PushReport
+from services.crm_push import RejectRateSettingError
 from transforms import Mapping
 
 SAMPLE_SIZE = 5
@@ -62,11 +62,11 @@ def dry_run_metadata(
         "unchanged": plan.unchanged,
         "held_rejections": plan.held,
         "mapping_rejected": len(refused),
-        "api_calls": 0,
+        "api_requests": 0,
         "sample_creates": _sample(plan.creates),
         "sample_updates": _sample(plan.updates),
         # on_delete: what the run would archive (or mark deleted), before it happens.
-        "on_delete": getattr(mapping, "on_delete", "keep"),
+        "on_delete": mapping.on_delete,
         "would_archive": len(plan.archives),
         "would_flag_deleted": plan.flagged,
         "sample_archives": _archive_sample(plan.archives),

@@ -27,7 +27,7 @@ from pipelines.defs.crm.checks import REJECT_RATE_CHECK, reject_rate_spec
 from pipelines.defs.quality.preview import column_schema
 from pipelines.defs.tiktok.partitions import connection_backfill_policy, connection_partitions
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
-from resources.crm.config import configured_kinds
+from resources.crm.presets import configured_kinds
 from resources.crm.resource import CrmResource
 from resources.settings import MODE_DEMO
 from resources.warehouse import tiktok_tables as tables
