@@ -6,7 +6,7 @@ The parent process starts the TikTok simulator (no rate limit: this measures the
 TikTok's budget, which `bench.extract` and `bench.backfill` cover), registers the connections
 through the real OAuth code exchange and starts one child process. The child runs the daily
 job's assets over the connections in batched runs (the ranges a backfill uses,
-`BACKFILL_BATCH_SIZE` connections per run) in a persistent Dagster instance, and reports its
+`SYNC_BATCH_SIZE` connections per run) in a persistent Dagster instance, and reports its
 resident memory after every run and its peak. The parent then counts what reached the warehouse:
 every connection's profile, every video, every CRM record, and no failed partition.
 
@@ -44,13 +44,13 @@ def rss_mb() -> float:
 def child(batch_size: int) -> None:
     """Run every batch in this process; print one JSON line of figures."""
     import dagster as dg
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
     from pipelines.definitions import defs
     from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
+    from pipelines.defs.tiktok.partitions import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
     from pipelines.runner import QUIET_CONSOLE, add_partitions
     from resources.connections.store import ConnectionStore
     from resources.database import make_engine

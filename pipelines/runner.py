@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from pipelines import run_owner
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.defs.tiktok.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
     CONNECTION_PARTITIONS_NAME,
     PARALLEL_RUNS,
     partition_ranges,
@@ -32,12 +30,12 @@ from pipelines.defs.tiktok.partitions import (
 )
 from resources.settings import state_database_url
 from services import progress
+from services.asset_names import SYNC_ASSET
 from services.outcome import ConnectionOutcome
 
 # Every event stays in the run's event log (the UI shows them, failures with their traces); the
 # terminal gets only the command's own summary, one sentence per failed connection.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-SYNC_ASSET = "connection_sync"
 
 
 @dataclass

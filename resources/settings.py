@@ -70,7 +70,7 @@ def mappings_dir(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 BATCH_VARIABLE = "SYNC_BATCH_SIZE"
-OLD_BATCH_VARIABLE = "BACKFILL_BATCH_SIZE"  # its name before the schedule batched too
+RENAMED_BATCH_VARIABLE = "BACKFILL_BATCH_SIZE"  # its name before the schedule batched too
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
 
@@ -78,7 +78,10 @@ MAX_BATCH_SIZE = 10_000
 def sync_batch_size(environ: Mapping[str, str] = os.environ) -> int:
     """How many connections one run covers: daily schedule, `sync` and backfills alike (read
     when the code location loads)."""
-    variable = BATCH_VARIABLE if environ.get(BATCH_VARIABLE) else OLD_BATCH_VARIABLE
+    variable = BATCH_VARIABLE
+    if environ.get(RENAMED_BATCH_VARIABLE) and not environ.get(BATCH_VARIABLE):
+        # Refused rather than ignored, which would change the runs silently. Drop after 2027-06.
+        raise ValueError(f"{RENAMED_BATCH_VARIABLE} is now {BATCH_VARIABLE}: rename the variable")
     raw = (environ.get(variable) or "").strip()
     if not raw:
         return DEFAULT_BATCH_SIZE

@@ -17,15 +17,14 @@ from resources.connections.store import ACTIVE, NEEDS_RECONNECT, Connection, Con
 from resources.connections.tokens import reconnect_hint
 from resources.tiktok.errors import NeedsReconnect
 from services import progress, quality
+from services.asset_names import PROFILE_ASSET, SOURCE_ASSETS, VIDEOS_ASSET
 from services.crm_push import push_connection
-from services.crm_records import SOURCE_ASSETS, map_connection
+from services.crm_records import map_connection
 from services.outcome import ConnectionOutcome, Metadata
 from services.plan import SyncPlan, SyncTools
-from services.profile import ASSET as PROFILE_ASSET
 from services.profile import sync_profile
 from services.videos import sync_connection_videos
 
-VIDEOS_ASSET = "tiktok_videos"
 WORKERS_VARIABLE = "SYNC_WORKERS"
 DEFAULT_WORKERS = 16  # enough to keep 600 requests/minute/endpoint busy at 50-500 ms latency
 MAX_WORKERS = 256

@@ -24,7 +24,6 @@ from services.plan import SyncPlan, SyncTools
 from transforms import MappedField, Mapping, apply_mapping, load_mapping
 
 SOURCE_TABLES = {"profile": tables.PROFILES, "video": tables.VIDEOS}
-SOURCE_ASSETS = {"profile": "tiktok_profile", "video": "tiktok_videos"}
 REJECT_SAMPLE = 5
 _ENTITY = "snapshot entity"  # never a valid target name, so it cannot clash with a mapped field
 

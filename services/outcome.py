@@ -1,6 +1,6 @@
 """What the sync of one connection reports, as values free of Dagster.
 
-`ConnectionOutcome` holds what each asset materialized or observed (its metadata), the quality
+`ConnectionOutcome` holds what each asset materialized (its metadata), the quality
 checks, what each CRM push did (`PushOutcome`), the TikTok calls per asset, the log lines and the
 failures, in the order they happened. `Markdown`, `Json` and `Timestamp` mark the kinds of value
 the Dagster layer shows specially; `pipelines.defs.batch` turns all of it into Dagster events
@@ -90,7 +90,6 @@ class ConnectionOutcome:
 
     name: str
     materialized: dict[str, Metadata] = field(default_factory=dict)  # asset -> its metadata
-    observed: dict[str, Metadata] = field(default_factory=dict)  # dry runs observe only
     checks: list[CheckOutcome] = field(default_factory=list)
     pushes: dict[str, PushOutcome] = field(default_factory=dict)  # push mapping -> what it did
     log: list[tuple[int, str]] = field(default_factory=list)

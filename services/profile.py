@@ -15,7 +15,6 @@ from services.outcome import ConnectionOutcome, Markdown, Metadata
 from services.plan import SyncPlan, SyncTools
 from services.trend import trend_markdown, trend_rows
 
-ASSET = "tiktok_profile"
 # The counts plotted per snapshot (following_count is the creator's own choice, not audience).
 TREND_COUNTS = ("follower_count", "likes_count", "video_count")
 

@@ -15,10 +15,11 @@ from resources.connections.store import ConnectionStore
 from resources.warehouse import reads as queries
 from resources.warehouse import tiktok_tables as tables
 from resources.warehouse.store import Warehouse
+from services.asset_names import PROFILE_ASSET, VIDEOS_ASSET
 from services.freshness import FRESHNESS_HOURS, LIST_HINT, age_text, is_stale
 from services.outcome import CheckOutcome, Timestamp
 
-PROFILE, VIDEOS = "tiktok_profile", "tiktok_videos"
+PROFILE, VIDEOS = PROFILE_ASSET, VIDEOS_ASSET
 VIDEOS_KEYS = "videos_keys_unique_and_complete"
 VIDEO_COUNT = "video_count_matches_profile"
 ROWS_NOT_HALVED = "video_rows_not_halved"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import webbrowser
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,34 +16,26 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from pipelines.cli.connect_checks import connect_problems
+from pipelines.cli import registry
+from pipelines.cli.authorize import connections_connect, connections_reconnect
 from pipelines.cli.output import say, stdout_console
-from pipelines.cli.preflight import preflight
 from resources import settings
-from resources.connections.audit import KEY_ROTATED, AuditLog
+from resources.connections.audit import KEY_ROTATED
 from resources.connections.importer import ImportFileError, import_entries, read_entries
-from resources.connections.lifecycle import RegistrationRefused, disconnect, register
+from resources.connections.lifecycle import RegistrationRefused, disconnect
 from resources.connections.oauth_flow import (
-    DEFAULT_PORT,
-    LISTENER_TIMEOUT_S,
-    PKCE_VARIANTS,
     AuthorizationError,
-    authorize_by_paste,
-    authorize_with_listener,
-    default_redirect_uri,
 )
-from resources.connections.store import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
+from resources.connections.store import ACTIVE, NEEDS_RECONNECT, Connection
 from resources.connections.webhooks import (
     WebhookRejected,
     configured_apps,
     handle_authorization_removed,
 )
 from resources.database import make_engine
-from resources.tiktok.apps import DEFAULT_APP, DEMO_APP, MissingSecret, load_app
-from resources.tiktok.client import DEFAULT_BASE_URL
+from resources.tiktok.apps import DEMO_APP, MissingSecret
 from resources.tiktok.errors import TikTokError
-from resources.tiktok.oauth import DEFAULT_AUTH_BASE_URL, OAuthClient
-from resources.tiktok.scopes import BASIC, SUPPORTED_SCOPES, missing_user_scopes, parse_scopes
+from resources.tiktok.oauth import OAuthClient
 
 REFRESH_WARNING_DAYS = 14
 _USER_ERRORS = (
@@ -57,23 +48,6 @@ _USER_ERRORS = (
     LookupError,
     ValueError,
 )
-
-
-def _store() -> ConnectionStore:
-    preflight(warehouse=False)
-    return ConnectionStore(make_engine(settings.state_database_url()))
-
-
-def _audit() -> AuditLog:
-    return AuditLog(make_engine(settings.state_database_url()))
-
-
-def _oauth(app: str) -> OAuthClient:
-    return OAuthClient(
-        load_app(app),
-        api_base_url=os.environ.get("TIKTOK_API_BASE_URL") or DEFAULT_BASE_URL,
-        auth_base_url=os.environ.get("TIKTOK_AUTH_BASE_URL") or DEFAULT_AUTH_BASE_URL,
-    )
 
 
 # `connections list`: one block per connection, a label column, then each value whole.
@@ -94,6 +68,10 @@ def connections() -> None:
     """Registered TikTok connections: one authorized account each, one Dagster partition each."""
 
 
+connections.add_command(connections_connect)
+connections.add_command(connections_reconnect)
+
+
 @connections.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option(
@@ -105,7 +83,7 @@ def connections() -> None:
 def connections_list(as_json: bool, warn_days: int) -> None:
     """Name, account, scopes, status, token expiry and last sync of every connection."""
     now = time.time()
-    rows = [_row(c, now, warn_days) for c in _store().list()]
+    rows = [_row(c, now, warn_days) for c in registry.store().list()]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -179,108 +157,13 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds") if epoch else None
 
 
-def _authorize_options(command: click.Command) -> click.Command:
-    options = [
-        click.option("--scopes", help=f"Comma-separated, of {', '.join(SUPPORTED_SCOPES)}."),
-        click.option("--port", default=DEFAULT_PORT, show_default=True, help="Callback port."),
-        click.option("--redirect-uri", help="Exactly as registered (default: the callback URL)."),
-        click.option("--pkce", type=click.Choice(PKCE_VARIANTS), default="hex", show_default=True),
-        click.option("--headless", is_flag=True, help="Print the URL; paste the redirect back."),
-        click.option("--timeout", default=LISTENER_TIMEOUT_S, show_default=True, help="Seconds."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _authorize(
-    name: str, app: str, scopes: frozenset[str], reconnect: bool, **flow: object
-) -> None:
-    problems = connect_problems(
-        name,
-        app,
-        reconnect=reconnect,
-        port=int(flow["port"]),
-        redirect_uri=str(flow["redirect_uri"]) if flow["redirect_uri"] else None,
-        headless=bool(flow["headless"]),
-    )
-    if problems:  # before TikTok: an authorization the command could not store is wasted
-        listed = "\n".join(f"  - {problem}" for problem in problems)
-        raise click.ClickException(f"not sent to TikTok yet; first fix:\n{listed}")
-    oauth = _oauth(app)
-    if flow["headless"]:
-        redirect = str(flow["redirect_uri"] or default_redirect_uri(int(flow["port"])))
-
-        def ask(url: str) -> str:
-            # The URL alone on its line, whole: rich would wrap it at the console width.
-            say("Open this URL, approve, then paste the address your browser lands on:")
-            click.echo(url, err=True)
-            return click.prompt("redirect address", err=True)
-
-        grant = authorize_by_paste(oauth, scopes, redirect_uri=redirect, pkce=flow["pkce"], ask=ask)
-    else:
-
-        def open_browser(url: str) -> None:
-            say("Opening TikTok's authorization page (or open it yourself):")
-            click.echo(url, err=True)
-            webbrowser.open(url)
-
-        grant = authorize_with_listener(
-            oauth,
-            scopes,
-            port=int(flow["port"]),
-            redirect_uri=str(flow["redirect_uri"]) if flow["redirect_uri"] else None,
-            pkce=flow["pkce"],
-            open_browser=open_browser,
-            timeout_s=float(flow["timeout"]),
-        )
-    command = f"connections {'reconnect' if reconnect else 'connect'}"
-    connection = register(
-        _store(), _audit(), name, app, grant, reconnect=reconnect, command=command
-    )
-    say(
-        f"connection {name} {'reconnected' if reconnect else 'connected'} (app {app}, open_id "
-        f"{connection.open_id}); granted: {', '.join(sorted(connection.scopes))}"
-    )
-    for scope in sorted(scopes - connection.scopes):
-        fields = missing_user_scopes(connection.scopes).get(scope, ("videos",))
-        say(f"not granted: {scope} ({', '.join(fields)} will stay empty)")
-    say("It syncs in the next scheduled run; its Dagster partition appears within a minute.")
-
-
-def _scopes(raw: str | None, default: frozenset[str]) -> frozenset[str]:
-    scopes = parse_scopes(raw) if raw else default
-    unknown = sorted(scopes - set(SUPPORTED_SCOPES))
-    if unknown:
-        raise click.BadParameter(f"unknown scope(s) {', '.join(unknown)}", param_hint="--scopes")
-    return scopes | {BASIC}
-
-
-@connections.command("connect")
-@click.argument("name")
-@click.option("--app", default=DEFAULT_APP, show_default=True, help="TikTok app (credentials).")
-@_authorize_options
-def connections_connect(name: str, app: str, scopes: str | None, **flow: object) -> None:
-    """Authorize a TikTok account through Login Kit and register it as connection NAME."""
-    _authorize(name, app, _scopes(scopes, frozenset(SUPPORTED_SCOPES)), False, **flow)
-
-
-@connections.command("reconnect")
-@click.argument("name")
-@_authorize_options
-def connections_reconnect(name: str, scopes: str | None, **flow: object) -> None:
-    """Authorize connection NAME again, in place: same partition, same history, same app."""
-    existing = _store().get(name)
-    _authorize(name, existing.app, _scopes(scopes, existing.scopes), True, **flow)
-
-
 @connections.command("disconnect")
 @click.argument("name")
 @click.option("--purge", is_flag=True, help="Also delete its rows from every warehouse table.")
 @click.option("--yes", is_flag=True, help="Do not ask before purging.")
 def connections_disconnect(name: str, purge: bool, yes: bool) -> None:
     """Revoke at TikTok and delete the tokens; --purge also removes the warehouse rows."""
-    store = _store()
+    store = registry.store()
     store.get(name)
     if purge and not yes:
         click.confirm(f"Delete every warehouse row of connection {name}?", abort=True, err=True)
@@ -289,10 +172,10 @@ def connections_disconnect(name: str, purge: bool, yes: bool) -> None:
 
     def oauth_for(app: str) -> OAuthClient | None:
         live_host = not os.environ.get("TIKTOK_API_BASE_URL")
-        return None if app == DEMO_APP and live_host else _oauth(app)
+        return None if app == DEMO_APP and live_host else registry.oauth(app)
 
     report = disconnect(
-        store, _audit(), name, oauth_for=oauth_for, warehouse=warehouse, command=command
+        store, registry.audit(), name, oauth_for=oauth_for, warehouse=warehouse, command=command
     )
     if report.revoked:
         say(f"revoked the authorization of {name} at TikTok")
@@ -315,9 +198,9 @@ def connections_import(file: Path, replace: bool) -> None:
     entries = read_entries(file, os.environ)
     result = import_entries(
         entries,
-        _store(),
-        _audit(),
-        oauth_for=_oauth,
+        registry.store(),
+        registry.audit(),
+        oauth_for=registry.oauth,
         replace=replace,
         command="connections import",
     )
@@ -331,11 +214,27 @@ def connections_import(file: Path, replace: bool) -> None:
 @connections.command("rotate-key")
 def connections_rotate_key() -> None:
     """Re-encrypt every token with the first key of TIKTOK_CRM_SYNC_TOKEN_KEYS."""
-    count = _store().rotate_key()
-    _audit().record("*", KEY_ROTATED, "connections rotate-key", detail=f"{count} connections")
+    store = registry.store()
+    clear = store.encrypt_clear_tokens()  # a clear token cannot be rotated: encrypt it first
+    count = store.rotate_key()
+    detail = f"{count} connections"
+    registry.audit().record("*", KEY_ROTATED, "connections rotate-key", detail=detail)
+    if clear:
+        say(f"encrypted the tokens of {clear} connections an earlier version stored in clear")
     say(
         f"re-encrypted the tokens of {count} connections with the first key; older keys can "
         "now be removed from TIKTOK_CRM_SYNC_TOKEN_KEYS"
+    )
+
+
+@connections.command("encrypt-tokens")
+def connections_encrypt_tokens() -> None:
+    """Encrypt tokens that an earlier version stored in clear (run once after upgrading)."""
+    count = registry.store().encrypt_clear_tokens()
+    say(
+        f"encrypted the tokens of {count} connections stored in clear"
+        if count
+        else "no token is stored in clear"
     )
 
 
@@ -347,9 +246,9 @@ def connections_deauthorize(payload: click.utils.LazyFile, signature: str) -> No
     outcome = handle_authorization_removed(
         payload.read(),
         {"TikTok-Signature": signature},
-        _store(),
+        registry.store(),
         configured_apps(),
-        _audit(),
+        registry.audit(),
         command="connections deauthorize",
     )
     say(f"{outcome.result}: {outcome.connection or '-'}: {outcome.detail}")
@@ -360,7 +259,7 @@ def connections_deauthorize(payload: click.utils.LazyFile, signature: str) -> No
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 def connections_audit(name: str | None, as_json: bool) -> None:
     """What happened to connections: connects, disconnects, purges (rows per table), deauths."""
-    events = [e.__dict__ | {"at": _iso(e.at)} for e in _audit().events(name)]
+    events = [e.__dict__ | {"at": _iso(e.at)} for e in registry.audit().events(name)]
     if as_json:
         click.echo(json.dumps(events, indent=2))
         return

@@ -113,17 +113,18 @@ class ConnectionStore:
         self.engine = engine
         self._now = now
         self._cipher_value = cipher
-        self._legacy_checked = False
         connection_table.create_or_migrate(engine)
 
     def cipher(self) -> TokenCipher:
         """The token cipher (from the environment unless injected); raises TokenKeyError."""
         if self._cipher_value is None:
             self._cipher_value = cipher_from_environment()
-        if not self._legacy_checked:
-            connection_table.encrypt_clear_rows(self.engine, self._cipher_value)
-            self._legacy_checked = True
         return self._cipher_value
+
+    def encrypt_clear_tokens(self) -> int:
+        """Encrypt the tokens an earlier version stored in clear (`connections encrypt-tokens`);
+        returns the rows changed. Until then such rows are read as they are."""
+        return connection_table.encrypt_clear_rows(self.engine, self.cipher())
 
     def get(self, name: str) -> Connection:
         with self.engine.connect() as db:

@@ -6,6 +6,10 @@ asks only for what the connection's granted scopes allow.
 
 from __future__ import annotations
 
+import dataclasses
+
+from resources.tiktok.models import TikTokVideo
+
 BASIC = "user.info.basic"
 PROFILE = "user.info.profile"
 STATS = "user.info.stats"
@@ -27,24 +31,8 @@ USER_FIELDS_BY_SCOPE: dict[str, tuple[str, ...]] = {
     STATS: ("follower_count", "following_count", "likes_count", "video_count"),
 }
 
-VIDEO_FIELDS: tuple[str, ...] = (
-    "id",
-    "create_time",
-    "cover_image_url",
-    "share_url",
-    "video_description",
-    "duration",
-    "height",
-    "width",
-    "title",
-    "embed_html",
-    "embed_link",
-    "like_count",
-    "comment_count",
-    "share_count",
-    "view_count",
-    "is_aigc",
-)
+# The fields asked of /v2/video/list/: every field of the parsed video, in its order.
+VIDEO_FIELDS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(TikTokVideo))
 # /v2/video/query/ documents only the 15 older fields (tiktok-api.md section 4): `is_aigc` is
 # left out there, so a query never fails on it, and refreshed rows keep their stored value.
 QUERY_FIELDS: tuple[str, ...] = tuple(name for name in VIDEO_FIELDS if name != "is_aigc")

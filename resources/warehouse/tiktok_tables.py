@@ -7,6 +7,7 @@ import dataclasses
 from datetime import date
 
 from resources.tiktok.models import TikTokUser, TikTokVideo
+from resources.tiktok.scopes import STATS, USER_FIELDS_BY_SCOPE
 
 PROFILES = "tiktok_profiles"
 VIDEOS = "tiktok_videos"
@@ -14,7 +15,7 @@ PROFILE_STATS_DAILY = "tiktok_profile_stats_daily"
 VIDEO_METRICS_DAILY = "tiktok_video_metrics_daily"
 
 _KINDS = {"str": "string", "int": "integer", "bool": "boolean"}
-STATS_FIELDS = ("follower_count", "following_count", "likes_count", "video_count")
+STATS_FIELDS = USER_FIELDS_BY_SCOPE[STATS]  # the daily snapshot's counters
 METRIC_FIELDS = ("like_count", "comment_count", "share_count", "view_count")
 
 

@@ -7,13 +7,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from pipelines.defs.alerts.sensors import tiktok_run_failure_alert
-from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
+from pipelines.defs.tiktok.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    CONNECTION_PARTITIONS_NAME,
+)
 from resources.alerts import RunFailure, alert_payload
 from tests.pipelines.helpers import Harness, connect, use_live_app
 

@@ -176,7 +176,7 @@ def test_backfill_of_two_connections_from_the_ui(dagster_ui: str) -> None:
         browser.close()
     assert backfill["status"] == "COMPLETED_SUCCESS"
     assert sorted(backfill["partitionNames"]) == list(PARTITIONS)
-    # Both connections in one batched run (BACKFILL_BATCH_SIZE, docs/operations.md).
+    # Both connections in one batched run (SYNC_BATCH_SIZE, docs/operations.md).
     assert [run["status"] for run in backfill["runs"]] == ["SUCCESS"]
     for asset in ("tiktok_videos", "crm_contacts"):
         query = (

@@ -15,7 +15,8 @@ from pipelines.cli import main
 
 LIBRARY_WARNINGS = (SupersessionWarning, BetaWarning, PreviewWarning, DeprecationWarning)
 connections = importlib.import_module("pipelines.cli.connections")
-real_store = connections._store
+registry = importlib.import_module("pipelines.cli.registry")
+real_store = registry.store
 
 
 def warning_store():
@@ -27,7 +28,7 @@ def warning_store():
 
 
 if __name__ == "__main__":
-    connections._store = warning_store
+    registry.store = warning_store
     entry, args = sys.argv[1], sys.argv[2:]
     if entry == "main":
         main(args)

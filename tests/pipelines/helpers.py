@@ -8,14 +8,14 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from pipelines.defs.batch import CALLS_KEY
 from pipelines.defs.sync.assets import build_sync_assets
-from pipelines.defs.tiktok.partitions import CONNECTION_PARTITIONS_NAME
+from pipelines.defs.tiktok.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    CONNECTION_PARTITIONS_NAME,
+)
 from resources.configurable import StateDatabaseResource, TikTokResource, WarehouseResource
 from resources.connections.store import ConnectionStore
 from resources.crm.resource import CrmResource

@@ -165,7 +165,8 @@ def test_rerunning_the_failed_partitions_completes_the_run_without_duplicates(ha
 def test_batch_size_comes_from_the_environment():
     assert sync_batch_size({}) == DEFAULT_BATCH_SIZE
     assert sync_batch_size({"SYNC_BATCH_SIZE": "200"}) == 200
-    assert sync_batch_size({"BACKFILL_BATCH_SIZE": "40"}) == 40  # the older name still works
+    with pytest.raises(ValueError, match="BACKFILL_BATCH_SIZE is now SYNC_BATCH_SIZE"):
+        sync_batch_size({"BACKFILL_BATCH_SIZE": "40"})  # the old name is refused, never ignored
     for bad in ("0", "-3", "many", "1.5", "10001"):
         with pytest.raises(ValueError, match="SYNC_BATCH_SIZE must be a whole number"):
             sync_batch_size({"SYNC_BATCH_SIZE": bad})

@@ -41,3 +41,16 @@ def test_partitions_sensor_mirrors_the_registry(loaded, simulator, tmp_path):
         "AddDynamicPartitionsRequest": ["keep"],
         "DeleteDynamicPartitionsRequest": ["gone", "stale"],
     }
+
+
+def test_the_range_tags_are_the_ones_dagster_writes():
+    """The project names Dagster's ranged-run tags itself (their constants are private): a Dagster
+    upgrade that renames them must fail here, not silently split runs differently."""
+    from dagster._core.storage import tags as dagster_tags
+
+    from pipelines.defs.tiktok import partitions
+
+    assert (
+        partitions.ASSET_PARTITION_RANGE_START_TAG == dagster_tags.ASSET_PARTITION_RANGE_START_TAG
+    )
+    assert partitions.ASSET_PARTITION_RANGE_END_TAG == dagster_tags.ASSET_PARTITION_RANGE_END_TAG

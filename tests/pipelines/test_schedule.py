@@ -15,15 +15,15 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 import pipelines.defs.sync.catch_up as catch_up
 from pipelines.definitions import defs
 from pipelines.defs.sync.catch_up import CATCH_UP_TAG, MAX_CATCH_UP_RUNS, catch_up_requests
 from pipelines.defs.sync.schedules import SCHEDULE_NAME, SYNC_DAY_TAG, day_run_tags
+from pipelines.defs.tiktok.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from resources.warehouse.reads import ConnectionSize
 from services.policy import (
     FULL,

@@ -125,7 +125,7 @@ def test_find_by_app_and_open_id(store):
     assert store.find("sandbox", "-000abc") is None
 
 
-def test_rows_written_in_clear_by_an_earlier_version_are_encrypted_on_first_use(db_path):
+def test_rows_written_in_clear_by_an_earlier_version_are_read_then_encrypted_on_request(db_path):
     engine = make_engine(f"sqlite:///{db_path}")
     with engine.begin() as db:  # the table as version 0.1 created it, with clear tokens
         db.execute(
@@ -146,7 +146,13 @@ def test_rows_written_in_clear_by_an_earlier_version_are_encrypted_on_first_use(
             )
         )
     store = ConnectionStore(engine)
-    assert store.get("old-1").refresh_token == REFRESH
+    assert store.get("old-1").refresh_token == REFRESH  # readable before the migration
+    with engine.connect() as db:  # opening a store changes nothing by itself
+        assert (
+            db.execute(sa.text("SELECT tokens_encrypted FROM tiktok_connections")).scalar() is None
+        )
+    assert store.encrypt_clear_tokens() == 1  # `connections encrypt-tokens`
+    assert store.encrypt_clear_tokens() == 0
     with engine.connect() as db:
         stored = db.execute(
             sa.text("SELECT access_token, tokens_encrypted FROM tiktok_connections")

@@ -32,16 +32,15 @@ from resources.crm.resource import CrmResource
 from resources.settings import MODE_DEMO
 from resources.warehouse import tiktok_tables as tables
 from services import quality
-from services.connection_sync import VIDEOS_ASSET, sync_connections, sync_workers
+from services.asset_names import PROFILE_ASSET, SOURCE_ASSETS, SYNC_ASSET, VIDEOS_ASSET
+from services.connection_sync import sync_connections, sync_workers
 from services.crm_push import check_push_mapping
-from services.crm_records import SOURCE_ASSETS, push_mappings, warehouse_mappings
+from services.crm_records import push_mappings, warehouse_mappings
 from services.plan import SyncPlan, SyncTools
 from services.policy import policy_from_env
-from services.profile import ASSET as PROFILE_ASSET
 from transforms import Mapping
 
 TIKTOK_POOL = "tiktok_api"  # steps that call TikTok share one concurrency pool (dagster.yaml)
-SYNC_ASSET = "connection_sync"
 # One group for every asset of the sync: Dagster's lineage collapses groups into boxes when there
 # are several, and one group opens showing every table and push with its dependencies.
 SYNC_GROUP = "tiktok_crm_sync"

@@ -14,14 +14,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from pipelines.defs.sync.jobs import tiktok_daily_sync
 from pipelines.defs.tiktok.live import leave_out_demo, left_out_line
 from pipelines.defs.tiktok.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
     CONNECTION_PARTITIONS_NAME,
     partition_ranges,
     run_size,

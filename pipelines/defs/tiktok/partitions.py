@@ -13,6 +13,10 @@ import dagster as dg
 from resources.settings import sync_batch_size
 
 CONNECTION_PARTITIONS_NAME = "tiktok_connection"
+# The tags of a run over a range of partitions, as Dagster's backfills write them (their constants
+# are not in Dagster's public API).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 connection_partitions = dg.DynamicPartitionsDefinition(name=CONNECTION_PARTITIONS_NAME)
 
