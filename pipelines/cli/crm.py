@@ -23,6 +23,7 @@ from resources.crm.setup_hubspot import HubSpotSetup
 from resources.crm.setup_plan import SetupPlan
 from resources.crm.setup_salesforce import SalesforceSetup
 from transforms import Mapping, MappingError, load_mapping
+from transforms.crm_fields import field_needs
 
 TARGETS = (HUBSPOT, SALESFORCE)
 FAKE_PORT = 8650
@@ -57,7 +58,7 @@ def crm_setup(target: str, dry_run: bool, files: tuple[Path, ...]) -> None:
             if isinstance(target_settings, HubSpotSettings)
             else SalesforceSetup(target_settings, http)  # type: ignore[arg-type]
         )
-        plan = setup.plan(mappings)
+        plan = setup.plan(field_needs(mappings))
         _show(plan, mappings)
         if dry_run:
             click.echo(

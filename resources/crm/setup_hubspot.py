@@ -10,7 +10,7 @@ finds everything `ok` and changes nothing; a 409 (created meanwhile) counts as d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -26,11 +26,7 @@ from resources.crm.setup_plan import (
     FieldNeed,
     SetupPlan,
     Step,
-    field_needs,
 )
-
-if TYPE_CHECKING:  # the CRM layer reads mappings, never imports their engine
-    from transforms import Mapping
 
 GROUP = "tiktok"
 GROUP_LABEL = "TikTok"
@@ -63,9 +59,10 @@ class HubSpotSetup:
         self._settings = settings
         self._http = http
 
-    def plan(self, mappings: list[Mapping]) -> SetupPlan:
+    def plan(self, fields: dict[str, list[FieldNeed]]) -> SetupPlan:
+        """`fields`: target object -> the fields the mappings write (`transforms.crm_fields`)."""
         steps: list[Step] = []
-        for object_type, needs in field_needs(mappings).items():
+        for object_type, needs in fields.items():
             steps += self._plan_object(object_type, needs)
         return SetupPlan("hubspot", tuple(steps))
 

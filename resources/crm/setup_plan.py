@@ -8,10 +8,7 @@ knowing). The CRM is ready for a push when no step is `manual`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # the CRM layer reads mappings, never imports their engine
-    from transforms import Mapping
+from typing import Any
 
 OK, CREATE, MANUAL, WARN = "ok", "create", "manual", "warn"
 
@@ -57,28 +54,3 @@ class FieldNeed:
     key: bool
     mapping: str
     source: str
-
-
-def field_needs(mappings: list[Mapping]) -> dict[str, list[FieldNeed]]:
-    """Target object -> the fields its mappings write, each once (the key first)."""
-    needs: dict[str, dict[str, FieldNeed]] = {}
-    for mapping in mappings:
-        sources = {f.target: (f.source, f.transforms) for f in mapping.fields}
-        for name, type_name in mapping.columns:
-            source, steps = sources.get(name, ("(computed)", ()))
-            limits = [s.argument for s in steps if s.name == "truncate"]
-            need = FieldNeed(
-                name,
-                type_name,
-                min(limits) if limits else None,
-                name in mapping.key,
-                mapping.name,
-                source,
-            )
-            known = needs.setdefault(mapping.target.object, {})
-            if name not in known or need.key:
-                known[name] = need
-    return {
-        obj: sorted(fields.values(), key=lambda need: (not need.key, need.name))
-        for obj, fields in needs.items()
-    }

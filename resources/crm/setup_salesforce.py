@@ -10,7 +10,7 @@ A key field that is External ID but not Unique works, but then every upsert need
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -18,10 +18,7 @@ from resources.crm.config import SALESFORCE, SalesforceSettings
 from resources.crm.errors import AuthError, ContractViolation, TargetNotFound
 from resources.crm.http import CrmHttp
 from resources.crm.salesforce import SalesforceClient
-from resources.crm.setup_plan import MANUAL, OK, WARN, FieldNeed, SetupPlan, Step, field_needs
-
-if TYPE_CHECKING:  # the CRM layer reads mappings, never imports their engine
-    from transforms import Mapping
+from resources.crm.setup_plan import MANUAL, OK, WARN, FieldNeed, SetupPlan, Step
 
 TEXT_MAX = 255
 LONG_TEXT_MAX = 131_072
@@ -58,9 +55,10 @@ class SalesforceSetup:
         self._http = http
         self._base = f"{settings.instance_url}/services/data/v{settings.api_version}"
 
-    def plan(self, mappings: list[Mapping]) -> SetupPlan:
+    def plan(self, fields: dict[str, list[FieldNeed]]) -> SetupPlan:
+        """`fields`: target object -> the fields the mappings write (`transforms.crm_fields`)."""
         steps: list[Step] = []
-        for sobject, needs in field_needs(mappings).items():
+        for sobject, needs in fields.items():
             fields = self._describe(sobject)
             if fields is None:
                 steps.append(

@@ -28,12 +28,8 @@ from dataclasses import dataclass, field
 
 from pyrate_limiter import AbstractBucket, Rate, RateItem
 
-from resources.ratelimit.stores import (
-    BudgetConfigError,
-    LearnedLimit,
-    open_store,
-    redact_url_safe,
-)
+from resources.ratelimit.backends import open_store
+from resources.ratelimit.stores import BudgetConfigError, LearnedLimit, redact_url_safe
 
 __all__ = ["BudgetConfigError", "BudgetUnavailable", "RequestBudget", "parse_limits"]
 

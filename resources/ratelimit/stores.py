@@ -77,22 +77,6 @@ def table_name(key: str) -> str:
     return f"tiktok_budget_{_TABLE_SAFE.sub('_', key.lower())[:20]}_{digest}"
 
 
-def open_store(url: str) -> BudgetStore:
-    from resources.ratelimit.postgres_store import PostgresStore
-    from resources.ratelimit.redis_store import RedisStore
-    from resources.ratelimit.sqlite_store import SQLiteStore
-
-    backend = url.split(":", 1)[0].split("+", 1)[0].lower()
-    kinds: dict[str, type[BudgetStore]] = {"sqlite": SQLiteStore, "redis": RedisStore}
-    kinds |= {"rediss": RedisStore, "postgresql": PostgresStore, "postgres": PostgresStore}
-    if backend not in kinds:
-        raise BudgetConfigError(
-            f"TIKTOK_RATE_LIMIT_URL {redact_url_safe(url)!r}: use sqlite:///PATH, "
-            "redis://HOST:PORT/DB or postgresql://USER@HOST/DB"
-        )
-    return kinds[backend](url)
-
-
 class BudgetStore:
     """One store; `lock` serializes this process's use of it (its connections are not shared)."""
 

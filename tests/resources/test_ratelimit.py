@@ -401,3 +401,10 @@ def test_threads_of_one_process_share_a_budget_and_its_learned_limit(store_url):
         thread.join()
     assert errors == [] and len(seen) == 160 and set(seen) == {42_000}
     budget.close()
+
+
+def test_the_settings_check_accepts_exactly_the_stores_the_budget_opens():
+    from resources.ratelimit.backends import STORES
+    from resources.settings import RATE_LIMIT_BACKENDS
+
+    assert set(STORES) == set(RATE_LIMIT_BACKENDS)
