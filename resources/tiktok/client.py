@@ -222,11 +222,11 @@ class TikTokClient:
 
     def _token_call(self, endpoint: str, call: Callable[..., str], *args: str) -> str:
         """A token call (a refresh ahead of expiry or after a rejection), retried like requests."""
-        before = getattr(self._tokens, "refresh_calls", 0)
+        before = self._tokens.refresh_calls
         try:
             return self._retrying(TOKEN_ENDPOINT)(call, *args)
         finally:
-            refreshed = getattr(self._tokens, "refresh_calls", 0) - before
+            refreshed = self._tokens.refresh_calls - before
             if refreshed:
                 self.stats.add("refreshes_by_endpoint", endpoint, refreshed)
 
