@@ -345,6 +345,8 @@ def _forced_errors(canaries: Canaries, simulator: TikTokSimulator) -> dict[str, 
         return httpx.Response(400, json={"error": {"code": "invalid_params", "message": message}})
 
     class Tokens:
+        refresh_calls = 0
+
         def access_token(self) -> str:
             return access
 
