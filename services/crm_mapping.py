@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from resources.crm.deletions import DELETED_SOURCE, KEEP, DeletePolicy
-from resources.crm.models import Record
+from resources.crm.deletions import DeletePolicy
+from resources.crm.models import DELETED_SOURCE, KEEP, Record
 from resources.crm.presets import PRESETS
 from transforms import Mapping, apply_mapping
 

@@ -22,6 +22,7 @@ from resources.warehouse.store import Warehouse
 from services.outcome import ConnectionOutcome, Metadata
 from services.plan import SyncPlan, SyncTools
 from transforms import MappedField, Mapping, apply_mapping, load_mapping
+from transforms.source_fields import WAREHOUSE
 
 SOURCE_TABLES = {"profile": tables.PROFILES, "video": tables.VIDEOS}
 REJECT_SAMPLE = 5
@@ -154,8 +155,8 @@ def all_mappings() -> list[Mapping]:
 
 
 def warehouse_mappings() -> list[Mapping]:
-    return [mapping for mapping in all_mappings() if mapping.target.kind == "warehouse"]
+    return [mapping for mapping in all_mappings() if mapping.target.kind == WAREHOUSE]
 
 
 def push_mappings() -> list[Mapping]:
-    return [mapping for mapping in all_mappings() if mapping.target.kind != "warehouse"]
+    return [mapping for mapping in all_mappings() if mapping.target.kind != WAREHOUSE]

@@ -7,6 +7,7 @@ import re
 
 from pydantic import ValidationError
 
+from resources.crm.models import DELETED_SOURCE, FLAG
 from resources.crm.presets import NameRule, preset
 from transforms.errors import DocPath, MappingError, SpecProblem, format_path
 from transforms.expressions import ExpressionProblem, compile_expression
@@ -24,7 +25,6 @@ _WAREHOUSE_NAMES = NameRule(re.compile(r"[a-z_][a-z0-9_]*"), "lowercase letters,
 _WAREHOUSE_OBJECTS = NameRule(
     re.compile(r"(?:[a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*"), "a lowercase table name"
 )
-_DELETED_SOURCE = "deleted_at"
 _MAX_PROBLEMS_SHOWN = 10
 _MAX_SHOWN = 80
 
@@ -217,7 +217,7 @@ def _check_on_delete(spec: MappingSpec, fields: tuple[MappedField, ...]) -> None
             ("on_delete",),
             f"{preset(kind).label} has no archive call; use flag (map deleted_at) or keep",
         )
-    if mode == "flag" and not any(f.source == _DELETED_SOURCE for f in fields):
+    if mode == FLAG and not any(f.source == DELETED_SOURCE for f in fields):
         raise SpecProblem(
             ("on_delete",),
             "on_delete: flag marks deleted records through the field mapped from deleted_at; "

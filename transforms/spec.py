@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from resources.crm.models import ON_DELETE_MODES
 from transforms.errors import DocPath, describe_value
 from transforms.field_transforms import suggest
 from transforms.source_fields import (
@@ -14,8 +15,6 @@ from transforms.source_fields import (
     SOURCE_FIELD_SCOPES,
     target_kinds,
 )
-
-ON_DELETE_MODES: tuple[str, ...] = ("keep", "flag", "archive")
 
 SUPPORTED_VERSION = 1
 

@@ -23,11 +23,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from resources.connections import audit
-from resources.crm.models import Record
+from resources.crm.models import KEEP, ON_DELETE_MODES, Record
 
-KEEP, FLAG, ARCHIVE = "keep", "flag", "archive"
-ON_DELETE_MODES = (KEEP, FLAG, ARCHIVE)
-DELETED_SOURCE = "deleted_at"
 # Lifecycle events of a connection; the purge rows per warehouse table are left out.
 _LIFECYCLE = frozenset(
     {audit.CONNECTED, audit.RECONNECTED, audit.IMPORTED, audit.DISCONNECTED, audit.DEAUTHORIZED}

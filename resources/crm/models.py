@@ -8,6 +8,12 @@ from typing import Any
 
 from resources.http_base import CallStats as BaseCallStats
 
+# What a push does to CRM records whose source row was deleted (a mapping's `on_delete`), and the
+# source column that says so: defined here, read by the mapping loader and the push alike.
+KEEP, FLAG, ARCHIVE = "keep", "flag", "archive"
+ON_DELETE_MODES = (KEEP, FLAG, ARCHIVE)
+DELETED_SOURCE = "deleted_at"
+
 # Rejection classes: what the next run does with the record.
 VALIDATION = "validation"  # the CRM refused the content: kept until the content changes
 TRANSIENT = "transient"  # the CRM could not take it now: retried on the next run

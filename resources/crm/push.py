@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from resources.crm.client import CrmClient
-from resources.crm.deletions import ARCHIVE, FLAG, KEEP, DeletePolicy, as_policy, flag_records
+from resources.crm.deletions import DeletePolicy, as_policy, flag_records
 from resources.crm.deletions import purged_at as connection_purged_at
 from resources.crm.diff import PushPlan, content_hash, plan_push
 from resources.crm.errors import CrmError
-from resources.crm.models import VALIDATION, Archive, Record, Rejection
+from resources.crm.models import ARCHIVE, FLAG, KEEP, VALIDATION, Archive, Record, Rejection
 from resources.crm.presets import can_archive
 from resources.crm.state import ARCHIVED_HASH, PushStateStore, Target
 

@@ -11,8 +11,8 @@ import dataclasses
 import pytest
 
 from resources.connections.audit import CONNECTED, DISCONNECTED, PURGED, AuditLog
-from resources.crm.deletions import ARCHIVE, FLAG, KEEP, DeletePolicy
-from resources.crm.models import VALIDATION, Archive
+from resources.crm.deletions import DeletePolicy
+from resources.crm.models import ARCHIVE, FLAG, KEEP, VALIDATION, Archive
 from resources.crm.push import DELETED_REASON, PURGED_REASON, plan_for, run_push
 from resources.crm.state import ARCHIVED_EVENT, ARCHIVED_HASH, PushStateStore, Target
 from resources.database import make_engine

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from resources.crm.deletions import ARCHIVE, FLAG, KEEP
+from resources.crm.models import ARCHIVE, FLAG, KEEP
 from services.crm_mapping import delete_policy
 from transforms import Mapping, MappingError, parse_mapping
 
