@@ -162,7 +162,8 @@ def check_rate_limit_url(url: str) -> None:
 
 
 def setting_problems(environ: Mapping[str, str] = os.environ) -> list[str]:
-    """One line per configured URL that cannot work; empty when all can (defaults always can)."""
+    """One line per configured URL or batch size that cannot work; empty when all can (defaults
+    always can)."""
     problems = []
     demo = mode(environ) == MODE_DEMO  # the demo reads its own URLs, never the live ones
     variables = (DEMO_WAREHOUSE_VARIABLE, DEMO_STATE_VARIABLE) if demo else DATABASE_VARIABLES
@@ -177,4 +178,8 @@ def setting_problems(environ: Mapping[str, str] = os.environ) -> list[str]:
             check_rate_limit_url(environ["TIKTOK_RATE_LIMIT_URL"])
         except SettingError as err:
             problems.append(str(err))
+    try:
+        sync_batch_size(environ)
+    except ValueError as err:
+        problems.append(str(err))
     return problems

@@ -1,9 +1,10 @@
 """Settings checked before any command does work: one line per problem, never a traceback.
 
-`WAREHOUSE_URL`, `STATE_DATABASE_URL` and `TIKTOK_RATE_LIMIT_URL` are checked for their form
-(and driver), then the databases the command will use are opened once: a SQLite file that is not
-a database, or is damaged, is named with what to do; a server that refuses us says why. Without
-this, a bad URL surfaced as a Dagster step failure per connection, the cause deep in a traceback.
+`WAREHOUSE_URL`, `STATE_DATABASE_URL`, `TIKTOK_RATE_LIMIT_URL` and `SYNC_BATCH_SIZE` are checked for
+their form (and driver), then the databases the command will use are opened once: a SQLite file that
+is not a database, or is damaged, is named with what to do; a server that refuses us says why.
+Without this, a bad URL surfaced as a Dagster step failure per connection, the cause deep in a
+traceback.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ CHECKED_VARIABLES = (
     "WAREHOUSE_URL",
     "STATE_DATABASE_URL",
     "TIKTOK_RATE_LIMIT_URL",
+    settings.BATCH_VARIABLE,
+    settings.RENAMED_BATCH_VARIABLE,
     settings.DEMO_WAREHOUSE_VARIABLE,
     settings.DEMO_STATE_VARIABLE,
 )

@@ -34,6 +34,8 @@ def assert_one_reason(result, *expected: str) -> None:
         ("WAREHOUSE_URL", "not-a-url", "expected postgresql+psycopg://"),
         ("STATE_DATABASE_URL", f"mysql://sync:{PASSWORD}@db/state", "driver (mysql)"),
         ("TIKTOK_RATE_LIMIT_URL", f"memcached://u:{PASSWORD}@cache", "expected sqlite:///PATH"),
+        ("SYNC_BATCH_SIZE", "many", "whole number of connections per run"),
+        ("BACKFILL_BATCH_SIZE", "40", "is now SYNC_BATCH_SIZE"),
     ],
 )
 @pytest.mark.parametrize("command", [("sync", "--all"), ("connections", "list")])
