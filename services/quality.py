@@ -19,7 +19,6 @@ from services.asset_names import PROFILE_ASSET, VIDEOS_ASSET
 from services.freshness import FRESHNESS_HOURS, LIST_HINT, age_text, is_stale
 from services.outcome import CheckOutcome, Timestamp
 
-PROFILE, VIDEOS = PROFILE_ASSET, VIDEOS_ASSET
 VIDEOS_KEYS = "videos_keys_unique_and_complete"
 VIDEO_COUNT = "video_count_matches_profile"
 ROWS_NOT_HALVED = "video_rows_not_halved"
@@ -29,26 +28,26 @@ SYNCED_RECENTLY = "connection_synced_recently"
 # name -> (asset, blocking, description): the Dagster layer declares the checks from this table.
 CHECKS: dict[str, tuple[str, bool, str]] = {
     VIDEOS_KEYS: (
-        VIDEOS,
+        VIDEOS_ASSET,
         True,
         "No duplicate (connection_name, id), no empty id or create_time. Blocking: the "
         "connection's CRM records wait until it passes.",
     ),
     VIDEO_COUNT: (
-        VIDEOS,
+        VIDEOS_ASSET,
         False,
         "Stored live videos against the profile's video_count. TikTok also counts videos it does "
         "not list (private, filtered): fewer is explained in metadata; the check warns only when "
         "more live videos are stored than TikTok counts (missed deletions).",
     ),
     ROWS_NOT_HALVED: (
-        VIDEOS,
+        VIDEOS_ASSET,
         False,
         "Today's video metric snapshot has at least half the rows of the previous one.",
     ),
-    OPEN_ID: (PROFILE, True, "Every stored profile row of the connection has an open_id."),
+    OPEN_ID: (PROFILE_ASSET, True, "Every stored profile row of the connection has an open_id."),
     SYNCED_RECENTLY: (
-        PROFILE,
+        PROFILE_ASSET,
         False,
         f"The connection synced within {FRESHNESS_HOURS} hours (state database).",
     ),

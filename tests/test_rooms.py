@@ -71,8 +71,8 @@ def room(module: str) -> str:
 
 def _within(name: str, target: str) -> bool:
     if target == "resources(root)":
-        return room(name) == "resources(root)"
-    return name == target or name.startswith(target + ".") or room(name) == target
+        return room(name) == target
+    return name == target or name.startswith(target + ".")
 
 
 def violations(sources: dict[str, str]) -> list[str]:
