@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from resources.connections.store import ACTIVE, NEEDS_RECONNECT, Connection, ConnectionStore
 from resources.connections.tokens import reconnect_hint
@@ -171,27 +171,18 @@ def sync_connections(
     names: Iterable[str],
     workers: int = DEFAULT_WORKERS,
 ) -> Iterator[ConnectionOutcome]:
-    """Outcomes as connections finish (not in order), at most `workers` syncing at once.
+    """Outcomes as connections finish (not in order), `workers` syncing at once.
 
-    Connections are submitted as workers free up, so a run of thousands holds few futures.
+    The workers never wait for the caller: while it records one outcome (a step writes Dagster
+    events, which take longer than the connection's own writes), the next connections already
+    sync. Connections not started when the caller stops are cancelled.
     """
-    pending_names = iter(list(names))
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sync") as pool:
-        running: set[Future[ConnectionOutcome]] = set()
+        futures = [pool.submit(sync_connection, tools, plan, name) for name in names]
         try:
-            while True:
-                while len(running) < max(1, workers):
-                    name = next(pending_names, None)
-                    if name is None:
-                        break
-                    running.add(pool.submit(sync_connection, tools, plan, name))
-                if not running:
-                    return
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = future.result()
-                    progress.notify(outcome)
-                    yield outcome
+            for future in as_completed(futures):
+                outcome = future.result()
+                progress.notify(outcome)
+                yield outcome
         finally:
-            for future in running:
-                future.cancel()
+            pool.shutdown(cancel_futures=True)

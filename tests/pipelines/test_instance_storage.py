@@ -225,3 +225,156 @@ def test_a_runs_planned_events_are_written_as_one_batch_and_failed_partitions_st
             assert set(done) == set(keys) - {"acct-3"}, asset
             [record] = instance.get_asset_records([dg.AssetKey(asset)])
             assert record.asset_entry.last_run_id == result.run_id
+
+
+def _first_materialization(home: Path) -> dg.EventLogEntry:
+    return next(
+        e
+        for e in _run_with_checks(home)
+        if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    )
+
+
+def _run_with_checks(home: Path) -> list:
+    """Every event of a ranged run of a multi-asset with a check, one partition failing, from an
+    instance on Dagster's own SQLite event log (no dagster.yaml)."""
+    parts = dg.DynamicPartitionsDefinition(name="accounts")
+    keys = [f"acct-{n}" for n in range(6)]
+
+    @dg.multi_asset(
+        specs=[dg.AssetSpec(name, partitions_def=parts) for name in ("left", "right")],
+        check_specs=[dg.AssetCheckSpec("fresh", asset="left")],
+        partitions_def=parts,
+        backfill_policy=dg.BackfillPolicy.multi_run(100),
+    )
+    def both(context):
+        for key in context.partition_keys:
+            if key == "acct-3":
+                continue
+            for asset in ("left", "right"):
+                context.log_event(dg.AssetMaterialization(asset, partition=key, metadata={"n": 1}))
+            context.log_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey("left"),
+                    check_name="fresh",
+                    passed=key != "acct-1",
+                    partition=key,
+                )
+            )
+            if key == "acct-1":  # one batch ends here, the next at the step's end
+                context.log.info("synced %s", key)
+        raise dg.Failure("acct-3 failed")
+        yield
+
+    home.mkdir(exist_ok=True)
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        instance.add_dynamic_partitions("accounts", keys)
+        result = dg.materialize(
+            [both],
+            instance=instance,
+            raise_on_error=False,
+            tags={
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
+        )
+        return [
+            record.event_log_entry
+            for record in instance.get_records_for_run(result.run_id, limit=100_000).records
+        ]
+
+
+# Stamped with the clock when the storage (not an event) writes them: they differ between any two
+# storages, whatever they were given.
+CLOCK_COLUMNS = {"create_timestamp", "migration_completed"}
+
+
+def _tables(folder: Path) -> dict[str, list[tuple]]:
+    found: dict[str, list[tuple]] = {}
+    for path in sorted(folder.glob("*.db")):
+        with sqlite3.connect(path) as db:
+            names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for name in names:
+                columns = [c[1] for c in db.execute(f"PRAGMA table_info({name})")]
+                kept = ", ".join(f'"{c}"' for c in columns if c not in CLOCK_COLUMNS)
+                found[f"{path.name}:{name}"] = db.execute(f"SELECT {kept} FROM {name}").fetchall()
+    return found
+
+
+def test_asset_events_written_behind_leave_the_same_rows_as_dagsters_event_by_event(tmp_path):
+    """A step's materializations and check evaluations are kept and written as batches (one
+    statement per shard, each asset's row once per batch): every table of every shard must hold
+    what Dagster's own storage writes event by event, ids included."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    events = _run_with_checks(tmp_path / "source")
+    kinds = {event.dagster_event_type for event in events if event.is_dagster_event}
+    assert {
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        dg.DagsterEventType.STEP_FAILURE,
+    } <= kinds
+    stock = SqliteEventLogStorage(str(tmp_path / "stock"))
+    pooled = PooledSqliteEventLogStorage(str(tmp_path / "pooled"))
+    for event in events:
+        stock.store_event(event)
+        pooled.store_event(event)
+    stock.dispose()
+    pooled.dispose()
+
+    expected, written = _tables(tmp_path / "stock"), _tables(tmp_path / "pooled")
+    assert written.keys() == expected.keys()
+    for table, rows in expected.items():
+        assert written[table] == rows, table
+    assert any(rows for table, rows in expected.items() if "asset_check_executions" in table)
+
+
+def test_asset_events_kept_behind_are_read_back_at_once_here_and_soon_elsewhere(tmp_path):
+    writer = PooledSqliteEventLogStorage(str(tmp_path))
+    other = PooledSqliteEventLogStorage(str(tmp_path))
+    writer.store_event(log_entry("run-b", "first"))
+    materialized = _first_materialization(tmp_path / "source")
+    event = materialized._replace(run_id="run-b")
+    writer.store_event(event)
+    assert writer._pending  # kept behind ...
+    records = writer.get_records_for_run("run-b").records  # ... yet read back by its writer
+    assert [r.event_log_entry.dagster_event_type for r in records][-1] == (
+        dg.DagsterEventType.ASSET_MATERIALIZATION
+    )
+    writer.store_event(event)
+    deadline = time.monotonic() + 10
+    while len(other.get_records_for_run("run-b").records) < 3:  # the flusher's next round
+        assert time.monotonic() < deadline, "never written"
+        time.sleep(0.05)
+    writer.dispose()
+    other.dispose()
+
+
+def test_a_batch_that_fails_is_kept_and_raised_where_the_next_event_is_written(
+    tmp_path, monkeypatch
+):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    storage._stopping.set()  # no flusher thread: the failure must surface in this thread
+    materialized = _first_materialization(tmp_path / "source")
+    storage.store_event(log_entry("run-f", "before"))
+    storage.store_event(materialized._replace(run_id="run-f"))
+    real = PooledSqliteEventLogStorage._insert
+
+    def failing(self, events):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "_insert", failing)
+    try:
+        storage.store_event(log_entry("run-f", "after"))
+        raise AssertionError("the failed batch was not raised")
+    except sqlite3.OperationalError:
+        pass
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "_insert", real)
+    storage.store_event(log_entry("run-f", "after"))
+    kinds = [
+        r.event_log_entry.dagster_event_type or r.event_log_entry.user_message
+        for r in storage.get_records_for_run("run-f").records
+    ]
+    assert kinds == ["before", dg.DagsterEventType.ASSET_MATERIALIZATION, "after"]
+    storage.dispose()
