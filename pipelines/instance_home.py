@@ -18,6 +18,7 @@ import yaml
 from resources import settings
 
 PROJECT_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+STORAGE_MADE = ".storage.made"  # in DAGSTER_HOME, once its storage exists
 # (path in dagster.yaml, why the sync needs it)
 REQUIRED = (
     (("run_retries", "enabled"), "retries of runs whose process crashed"),
@@ -89,13 +90,18 @@ def create_instance_storage() -> None:
     schema version; two at once (syncs started together by cron, a daemon and a CLI on a new
     DAGSTER_HOME) stamp it twice, and every later process fails with "more than one head
     present". An exclusive lock on a file in DAGSTER_HOME orders them. (`dagster dev` creates
-    the storage in its first process.)
+    the storage in its first process.) A marker written under the lock says it was done, so a
+    command on a made home does not import Dagster for it (half a second).
     """
     import fcntl
 
-    import dagster as dg
-
-    with (Path(os.environ["DAGSTER_HOME"]) / ".storage.lock").open("a") as lock:
+    home = Path(os.environ["DAGSTER_HOME"])
+    with (home / ".storage.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if (home / STORAGE_MADE).exists():
+            return
+        import dagster as dg
+
         with dg.DagsterInstance.get():
             pass
+        (home / STORAGE_MADE).touch()

@@ -8,25 +8,22 @@ by connection as they finish.
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
-import warnings
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
 from pipelines import run_owner
+from pipelines.children import ChildFailed, Children, run_size
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.defs.tiktok.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     CONNECTION_PARTITIONS_NAME,
-    PARALLEL_RUNS,
     partition_ranges,
-    run_size,
 )
 from resources.settings import state_database_url
 from services import progress
@@ -103,6 +100,7 @@ def run_daily_sync(
     sync_date: str | None = None,
     tags: dict[str, str] | None = None,
     say: Callable[[str], None] = lambda _line: None,
+    children: Children | None = None,
 ) -> SyncOutcome:
     """The connections in as few runs as the batch size allows; each fails or succeeds alone.
 
@@ -113,7 +111,8 @@ def run_daily_sync(
     creation or event writes.
 
     `say` hears one line when a run must wait for a `tiktok_api` pool slot, and one per dead
-    run reaped meanwhile.
+    run reaped meanwhile. `children` started earlier (`sync` starts them before it imports
+    Dagster) execute the other runs; without them, they are started here.
     """
     names = list(dict.fromkeys(names))
     add_partitions(instance, names)
@@ -123,8 +122,13 @@ def run_daily_sync(
         for first, last in partition_ranges(ordered, names, run_size(len(names)))
     ]
     if len(runs) == 1:
+        if children is not None:
+            children.close()  # not needed: they exit
         return execute_range(instance, runs[0], on_done, say)
-    return _execute_concurrently(instance, runs, on_done, say)
+    if children is not None:
+        return _execute_concurrently(instance, runs, on_done, say, children)
+    with Children() as started:
+        return _execute_concurrently(instance, runs, on_done, say, started)
 
 
 @dataclass(frozen=True)
@@ -144,11 +148,11 @@ def execute_range(
     run: RangeRun,
     on_done: Callable[[str, bool], None],
     say: Callable[[str], None],
+    job: dg.JobDefinition | None = None,
 ) -> SyncOutcome:
-    from pipelines.definitions import defs  # after the environment is prepared
     from pipelines.defs.sync.assets import TIKTOK_POOL
 
-    job = defs().resolve_job_def(DAILY_SYNC_JOB)
+    job = job or daily_sync_job()
     outcome = SyncOutcome()
     wanted = set(run.wanted)
     release_leases = run_owner.lease_releaser(state_database_url())
@@ -187,19 +191,25 @@ def _covered(ordered: list[str], first: str, last: str, names: list[str]) -> tup
     return tuple(name for name in names if name in covered)
 
 
+def daily_sync_job() -> dg.JobDefinition:
+    """The daily sync job, from the definitions as the environment now sets them (a second)."""
+    from pipelines.definitions import defs  # after the environment is prepared
+
+    return defs().resolve_job_def(DAILY_SYNC_JOB)
+
+
 def _execute_concurrently(
     instance: dg.DagsterInstance,
     runs: list[RangeRun],
     on_done: Callable[[str, bool], None],
     say: Callable[[str], None],
+    children: Children,
 ) -> SyncOutcome:
-    """The first run here, the others in PARALLEL_RUNS - 1 child processes at the same time."""
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked Dagster state
-    finished: multiprocessing.Queue = context.Queue()
+    """The first run here, the others in the children at the same time."""
     outcome = SyncOutcome()
 
     def relay() -> None:  # the children's progress and lines, in this process, as they happen
-        while (item := finished.get()) is not None:
+        while (item := children.progress.get()) is not None:
             if isinstance(item, str):
                 say(item)
             else:
@@ -207,38 +217,44 @@ def _execute_concurrently(
 
     relaying = threading.Thread(target=relay, name="sync-progress", daemon=True)
     relaying.start()
-    workers = min(len(runs) - 1, PARALLEL_RUNS - 1)
     try:
-        with ProcessPoolExecutor(
-            workers,
-            mp_context=context,
-            initializer=_child_init,
-            initargs=(finished, list(warnings.filters)),
-        ) as pool:
-            others = pool.map(_execute_in_child, runs[1:])
-            outcome.merge(execute_range(instance, runs[0], on_done, say))
-            for part in others:
-                outcome.merge(part)
+        others = children.execute(runs[1:])
+        outcome.merge(execute_range(instance, runs[0], on_done, say))
+        for run, part in zip(runs[1:], others, strict=True):
+            if isinstance(part, ChildFailed):
+                part = _failed_run(run, str(part), outcome, on_done)
+            outcome.merge(part)
     finally:
-        finished.put(None)
+        children.progress.put(None)
         relaying.join()
     return outcome
 
 
-_child_progress: multiprocessing.Queue | None = None
+def _failed_run(
+    run: RangeRun, reason: str, heard: SyncOutcome, on_done: Callable[[str, bool], None]
+) -> SyncOutcome:
+    """The connections of a run whose process failed, not yet heard of, each failed with why."""
+    failed = SyncOutcome()
+    for name in run.wanted:
+        if name not in heard.succeeded and name not in heard.failed:
+            failed.failed[name] = reason
+            on_done(name, False)
+    return failed
 
 
-def _child_init(finished: multiprocessing.Queue, filters: list) -> None:
-    global _child_progress
-    _child_progress = finished
-    warnings.filters[:] = filters  # what the parent keeps off the terminal, the child does too
-
-
-def _execute_in_child(run: RangeRun) -> SyncOutcome:
-    queue = _child_progress
-    assert queue is not None, "started without _child_init"
+@contextmanager
+def child_runs(progress: Any) -> Iterator[Callable[[RangeRun], SyncOutcome]]:
+    """In a child process (`pipelines.children`): the job and the instance, loaded before any
+    run is handed over; what executes a run there, reporting on `progress`."""
+    job = daily_sync_job()  # the environment is the parent's, as it was when the child started
     with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME is inherited from the parent
-        return execute_range(instance, run, lambda name, ok: queue.put((name, ok)), queue.put)
+
+        def execute(run: RangeRun) -> SyncOutcome:
+            return execute_range(
+                instance, run, lambda name, ok: progress.put((name, ok)), progress.put, job
+            )
+
+        yield execute
 
 
 def _failure_text(result: dg.ExecuteInProcessResult) -> str:

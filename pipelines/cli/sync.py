@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pipelines.children import Children, may_split
 from pipelines.cli.output import console, failure_lines, say, stdout_console
 from pipelines.cli.preflight import preflight
 from resources import settings
@@ -24,9 +26,7 @@ from resources.database import make_engine
 )
 def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
     """Run the daily sync now for NAMES (or --all), as Dagster runs you can see in the UI."""
-    from pipelines.defs.tiktok.live import leave_out_demo, left_out_line
     from pipelines.instance_home import InstanceNotConfigured, use_project_instance
-    from resources.connections.store import ACTIVE, ConnectionStore
 
     if bool(names) == all_active:
         raise click.UsageError("name the connections to sync, or pass --all (not both)")
@@ -34,6 +34,19 @@ def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
         use_project_instance()
     except InstanceNotConfigured as err:
         raise click.ClickException(str(err)) from None
+    # A fleet is several runs: the child processes of the others start now and import Dagster
+    # while this one does (with --all before the fleet is counted: unneeded, they just exit).
+    children = Children() if may_split(None if all_active else len(names)) else None
+    with children or contextlib.nullcontext():
+        _choose_and_run(names, all_active, mode, children)
+
+
+def _choose_and_run(
+    names: tuple[str, ...], all_active: bool, mode: str | None, children: Children | None
+) -> None:
+    from pipelines.defs.tiktok.live import leave_out_demo, left_out_line
+    from resources.connections.store import ACTIVE, ConnectionStore
+
     preflight()
     store = ConnectionStore(make_engine(settings.state_database_url()))
     known = {connection.name: connection for connection in store.list()}
@@ -58,10 +71,10 @@ def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
             raise click.ClickException(
                 f"{', '.join(demo)}: demo connection(s), synced only by `tiktok-crm-sync demo`"
             )
-    _run(chosen, mode)
+    _run(chosen, mode, children)
 
 
-def _run(names: list[str], mode: str | None) -> None:
+def _run(names: list[str], mode: str | None, children: Children | None) -> None:
     import dagster as dg
 
     from pipelines.run_owner import reap_before_start
@@ -86,6 +99,7 @@ def _run(names: list[str], mode: str | None) -> None:
                 on_done=lambda _name, _ok: progress.advance(task),
                 mode=mode,
                 say=say,
+                children=children,
             )
     out = stdout_console()
     out.print(f"synced {len(outcome.succeeded)} of {len(names)} connections")

@@ -14,12 +14,12 @@ import dagster as dg
 import pytest
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
+from pipelines.children import run_size
 from pipelines.defs.sync.jobs import DAILY_SYNC_JOB
 from pipelines.defs.tiktok.partitions import (
     CONNECTION_PARTITIONS_NAME,
     connection_partitions,
     partition_ranges,
-    run_size,
 )
 from resources.settings import DEFAULT_BATCH_SIZE, sync_batch_size
 from resources.warehouse import tiktok_tables as tables

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from pipelines.children import run_size
 from pipelines.defs.sync.jobs import tiktok_daily_sync
 from pipelines.defs.tiktok.live import leave_out_demo, left_out_line
 from pipelines.defs.tiktok.partitions import (
@@ -22,7 +23,6 @@ from pipelines.defs.tiktok.partitions import (
     ASSET_PARTITION_RANGE_START_TAG,
     CONNECTION_PARTITIONS_NAME,
     partition_ranges,
-    run_size,
 )
 from resources.configurable import StateDatabaseResource, WarehouseResource
 from resources.connections.store import ACTIVE

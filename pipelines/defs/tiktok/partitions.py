@@ -5,7 +5,6 @@ for the daily schedule, `tiktok-crm-sync sync` and backfills alike (`connection_
 Inside the run every connection succeeds or fails on its own (`pipelines.defs.batch`).
 """
 
-import math
 from collections.abc import Iterable, Sequence
 
 import dagster as dg
@@ -21,21 +20,6 @@ ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 connection_partitions = dg.DynamicPartitionsDefinition(name=CONNECTION_PARTITIONS_NAME)
 
 connection_backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=sync_batch_size())
-
-
-# A run executes in one Python process, which keeps one core busy at most (half of it Dagster's
-# event writes, docs/benchmarks.md). A fleet large enough to pay a second process's start-up is
-# split into PARALLEL_RUNS runs that execute at once; SYNC_BATCH_SIZE still caps every run.
-PARALLEL_RUNS = 2
-MIN_CONNECTIONS_PER_RUN = 50
-
-
-def run_size(count: int, batch_size: int | None = None) -> int:
-    """Connections per run for a sync of `count` connections."""
-    batch = batch_size or sync_batch_size()
-    if count < PARALLEL_RUNS * MIN_CONNECTIONS_PER_RUN:
-        return batch
-    return min(batch, math.ceil(count / PARALLEL_RUNS))
 
 
 def partition_ranges(

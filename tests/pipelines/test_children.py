@@ -1,0 +1,68 @@
+"""The child processes of a sync of several runs: started early, told when not needed, and a
+child that dies fails only its own runs, with the reason, instead of hanging the command."""
+
+import os
+import signal
+import time
+
+from click.testing import CliRunner
+
+from pipelines.children import ChildFailed, Children, may_split, run_size
+from pipelines.cli import main
+from pipelines.instance_home import use_project_instance
+from tests.pipelines.test_sync_cli import store  # noqa: F401 (fixture)
+
+
+def _wait_for_exit(children: Children, seconds: float = 120) -> list[int | None]:
+    deadline = time.monotonic() + seconds
+    while any(p.is_alive() for p in children._processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p.exitcode for p in children._processes]
+
+
+def test_a_fleet_may_split_and_a_few_connections_do_not():
+    assert may_split(None)  # --all, before the fleet is counted
+    assert may_split(200) and run_size(200) == 100
+    assert not may_split(3)
+
+
+def test_children_that_are_not_needed_exit_when_told():
+    use_project_instance()
+    children = Children()
+    children.close()
+    assert _wait_for_exit(children) == [0]
+
+
+def test_a_child_that_died_fails_the_runs_it_was_handed_with_the_reason():
+    use_project_instance()
+    children = Children()
+    [process] = children._processes
+    os.kill(process.pid, signal.SIGKILL)
+    outcomes = list(children.execute(["a run", "another run"]))
+    assert [type(o) for o in outcomes] == [ChildFailed, ChildFailed]
+    assert "ended (exit code -9)" in str(outcomes[0])
+
+
+def test_sync_all_with_a_dead_child_syncs_its_own_run_and_fails_the_others_with_why(
+    simulator,
+    store,  # noqa: F811
+    monkeypatch,
+):
+    """Three runs of one connection: the first executes in the command's process and syncs;
+    the child holding the other two was killed, so those connections fail, saying why."""
+    monkeypatch.setenv("SYNC_BATCH_SIZE", "1")
+
+    class KilledChildren(Children):
+        def __init__(self) -> None:
+            super().__init__()
+            for process in self._processes:
+                os.kill(process.pid, signal.SIGKILL)
+
+    monkeypatch.setattr("pipelines.cli.sync.Children", KilledChildren)
+    result = CliRunner().invoke(main, ["sync", "--all"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert "synced 1 of 3 connections" in result.output
+    assert (
+        "failed: creator-b, creator-c: the process executing their run ended (exit code -9) "
+        "before it reported: sync them again" in result.output
+    ), result.output
