@@ -269,7 +269,7 @@ def _run_with_checks(home: Path) -> list:
     home.mkdir(exist_ok=True)
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         instance.add_dynamic_partitions("accounts", keys)
-        result = dg.materialize(
+        ranged = dg.materialize(
             [both],
             instance=instance,
             raise_on_error=False,
@@ -278,8 +278,13 @@ def _run_with_checks(home: Path) -> list:
                 "dagster/asset_partition_range_end": keys[-1],
             },
         )
+        # A run of one partition plans its check on that partition: the evaluation updates it.
+        single = dg.materialize(
+            [both], instance=instance, partition_key="acct-2", raise_on_error=False
+        )
         return [
             record.event_log_entry
+            for result in (ranged, single)
             for record in instance.get_records_for_run(result.run_id, limit=100_000).records
         ]
 
