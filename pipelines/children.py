@@ -10,18 +10,22 @@ A child needs 2-4 s to import Dagster and load the definitions before its run ca
 processes import at once. A child executes the runs it is handed, reports each outcome and exits
 without waiting for its interpreter's teardown; one that is not needed exits when told.
 
-No Dagster import here: the command loads this module before Dagster.
+No Dagster import here: the command loads this module before Dagster. The children's entry is
+named (`ENTRY`, a context manager yielding what executes a run), not imported, for that reason
+and because the runner, which uses this module, is where it lives.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import multiprocessing
 import os
 import queue
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from resources.settings import sync_batch_size
@@ -30,6 +34,7 @@ PARALLEL_RUNS = 2
 MIN_CONNECTIONS_PER_RUN = 50
 POLL_S = 0.5  # how often a wait for a child's outcome checks that the child still lives
 ANY_RUN = -1  # a child's failure before it took a run
+ENTRY = "pipelines.runner:child_runs"  # module:function, loaded in the child
 
 
 def run_size(count: int, batch_size: int | None = None) -> int:
@@ -57,7 +62,7 @@ class Children:
     as they go: (connection, ok) pairs and lines to say.
     """
 
-    def __init__(self, count: int = PARALLEL_RUNS - 1) -> None:
+    def __init__(self, count: int = PARALLEL_RUNS - 1, entry: str = ENTRY) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked state
         self.progress: Any = context.Queue()
         self._work: Any = context.Queue()
@@ -65,7 +70,7 @@ class Children:
         self._processes = [
             context.Process(
                 target=_child_main,
-                args=(self._work, self.progress, self._results, list(warnings.filters)),
+                args=(entry, self._work, self.progress, self._results, list(warnings.filters)),
                 name=f"tiktok-crm-sync run {number + 1}",
                 daemon=True,  # stopped with the command, whatever happens to it
             )
@@ -120,14 +125,17 @@ class Children:
         self.close()
 
 
-def _child_main(work: Any, progress: Any, results: Any, filters: list) -> None:
+def load_entry(entry: str) -> Callable[[Any], AbstractContextManager[Callable[[Any], Any]]]:
+    module, function = entry.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _child_main(entry: str, work: Any, progress: Any, results: Any, filters: list) -> None:
     warnings.filters[:] = filters  # what the parent keeps off the terminal, the child does too
     code = 0
     try:
-        from pipelines.runner import child_runs
-
         # Dagster, the definitions and the instance, loaded while the parent works too.
-        with child_runs(progress) as execute:
+        with load_entry(entry)(progress) as execute:
             while (item := work.get()) is not None:
                 index, run = item
                 try:

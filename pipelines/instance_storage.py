@@ -29,9 +29,10 @@ This subclass keeps the storage's schema, files and semantics and changes how it
 
 Dagster exposes its storages as configurable classes for exactly this (dagster.yaml's
 `event_log_storage: module/class/config`), but the SQLite one and the class data of a configured
-storage live in private modules (`dagster._core`, `dagster._serdes`): this is the one module that
-imports them, and tests/pipelines/test_instance_storage.py pins what it relies on, so a Dagster
-upgrade that changes them fails there first.
+storage live in private modules (`dagster._core`, `dagster._serdes`): this module and its batch
+writer (`pipelines/event_batches.py`) are the only ones that import them, and
+tests/pipelines/test_instance_storage.py pins what they rely on, so a Dagster upgrade that changes
+them fails there first.
 """
 
 from __future__ import annotations
@@ -48,27 +49,19 @@ from typing import Any
 
 import dagster as dg
 import yaml
-from dagster._core.events import (
-    ASSET_CHECK_EVENTS,
-    ASSET_EVENTS,
-    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
-    DagsterEventType,
-)
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import (
-    AssetCheckExecutionsTable,
-    SqlEventLogStorageTable,
-)
+from dagster._core.events import DagsterEventType
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
 from dagster._serdes import ConfigurableClassData
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool, QueuePool
+
+from pipelines.event_batches import BatchInserts
 
 OPEN_SHARDS = 8  # the index, and the few runs a process writes or reads at once
 # Dagster hands a run's planned events (one per asset and partition: thousands for a batched run)
@@ -90,7 +83,6 @@ WRITE_BEHIND = frozenset(
     }
 )
 FLUSH_SECONDS = 0.5
-_MIRRORED = ASSET_EVENTS | ASSET_CHECK_EVENTS | set(EVENT_TYPE_TO_PIPELINE_RUN_STATUS)
 FLUSH_EVENTS = 500
 
 
@@ -101,7 +93,7 @@ def _pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
-class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+class PooledSqliteEventLogStorage(BatchInserts, SqliteEventLogStorage):
     """Dagster's run-sharded SQLite event log, on kept connections in WAL mode."""
 
     def __init__(self, base_dir: str | None = None, inst_data: Any = None) -> None:
@@ -232,99 +224,6 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             if shard != INDEX_SHARD_NAME:
                 _touch(self.path_for_shard(shard))
 
-    def _insert(self, events: Sequence[Any]) -> None:
-        """What Dagster's `store_event` writes for each event, for many at once: each shard's
-        rows in one statement, and each asset's row once per event type (its last event), the
-        same end state as event by event."""
-        rows = [self._event_to_row(event) for event in events]
-        runs: dict[str, list[dict]] = {}
-        for event, row in zip(events, rows, strict=True):
-            runs.setdefault(event.run_id, []).append(row)
-        for run_id, run_rows in runs.items():
-            with self.run_connection(run_id) as conn:
-                conn.execute(SqlEventLogStorageTable.insert(), run_rows)
-        mirrored = [
-            (event, row)
-            for event, row in zip(events, rows, strict=True)
-            if event.dagster_event_type in _MIRRORED
-        ]
-        if not mirrored:
-            return
-        table = SqlEventLogStorageTable
-        with self.index_connection() as conn:
-            ids = (
-                conn.execute(
-                    table.insert().returning(table.c.id, sort_by_parameter_order=True),
-                    [row for _event, row in mirrored],
-                )
-                .scalars()
-                .all()
-            )
-            assets = [
-                (event, event_id)
-                for (event, _row), event_id in zip(mirrored, ids, strict=True)
-                if event.dagster_event_type in ASSET_EVENTS
-            ]
-            if assets:
-                self._store_asset_event_tags(conn, *zip(*assets, strict=True))
-            last: dict[tuple, int] = {}
-            for position, (event, _event_id) in enumerate(assets):
-                last[(event.dagster_event.asset_key, event.dagster_event_type)] = position
-            for position in sorted(last.values()):
-                self._store_asset_event(conn, *assets[position])
-        checks = [
-            (event, row, event_id)
-            for (event, row), event_id in zip(mirrored, ids, strict=True)
-            if event.dagster_event_type in ASSET_CHECK_EVENTS
-        ]
-        evaluations = [c for c in checks if _in_a_run(c[0])]
-        for event, _row, event_id in checks:
-            if not _in_a_run(event):  # planned checks, evaluations outside a run: Dagster's way
-                self.store_asset_check_event(event, event_id)
-        if evaluations:
-            self._update_check_evaluations(evaluations)
-
-    def _update_check_evaluations(self, evaluations: list[tuple[Any, dict, int]]) -> None:
-        """What Dagster's `_update_asset_check_evaluation` writes for each evaluation, for many at
-        once. A check planned on the whole run (how a partitioned run plans its checks) has no
-        row for the evaluation's partition, so Dagster inserts one: here one statement inserts
-        them all, each event serialized once. A batch where a row exists already (a check
-        planned on that very partition) or that names one execution twice is left to Dagster's
-        own method, event by event."""
-        table = AssetCheckExecutionsTable
-        rows = [self._check_row(event, row, event_id) for event, row, event_id in evaluations]
-        keys = [tuple(r[k] for k in _CHECK_KEY) for r in rows]
-        with self.index_connection() as conn:
-            existing = conn.execute(
-                select(table.c.asset_key, table.c.check_name, table.c.run_id, table.c.partition)
-                .where(table.c.run_id.in_({r["run_id"] for r in rows}))
-                .where(table.c.partition.in_({r["partition"] for r in rows}))
-            ).all()
-            if len(set(keys)) == len(keys) and not set(keys) & {tuple(e) for e in existing}:
-                conn.execute(table.insert(), rows)
-                return
-        for event, _row, event_id in evaluations:
-            self.store_asset_check_event(event, event_id)
-
-    def _check_row(self, event: Any, row: dict, event_id: int) -> dict[str, Any]:
-        evaluation = event.dagster_event.event_specific_data
-        target = evaluation.target_materialization_data
-        return {
-            "asset_key": evaluation.asset_key.to_string(),
-            "check_name": evaluation.check_name,
-            "run_id": event.run_id,
-            "partition": evaluation.partition,
-            "execution_status": (
-                AssetCheckExecutionRecordStatus.SUCCEEDED.value
-                if evaluation.passed
-                else AssetCheckExecutionRecordStatus.FAILED.value
-            ),
-            "evaluation_event": row["event"],
-            "evaluation_event_timestamp": self._event_insert_timestamp(event),
-            "evaluation_event_storage_id": event_id,
-            "materialization_event_storage_id": target.storage_id if target else None,
-        }
-
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
         batch: dict[str, Connection] | None = getattr(self._local, "batch", None)
@@ -395,19 +294,6 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().dispose()
         if self._temporary is not None:
             self._temporary.cleanup()
-
-
-_CHECK_KEY = ("asset_key", "check_name", "run_id", "partition")
-
-
-def _in_a_run(event: Any) -> bool:
-    """An evaluation of a check in a run, on a partition: the rows `_update_check_evaluations`
-    writes in one statement."""
-    return (
-        event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
-        and bool(event.run_id)
-        and event.dagster_event.event_specific_data.partition is not None
-    )
 
 
 def _touch(path: str) -> None:

@@ -15,14 +15,14 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, time
-from functools import lru_cache
 from itertools import islice
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError, StatementError
+
+from resources.warehouse.statements import INSERTS, upsert_statement
 
 CHUNK_ROWS = 1_000
 # Rows encoded and sent per COPY: bounds memory (about 12 MB of wide video rows) and the key lookup.
@@ -167,27 +167,12 @@ class Batch:
         return f"table {self.name}: row {number} has a value PostgreSQL cannot take"
 
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
-@lru_cache(maxsize=256)
-def _upsert_statement(
-    dialect: str, table: Table, key: tuple[str, ...], update: tuple[str, ...]
-) -> Insert:
-    """The same statement object for every load of a table: SQLAlchemy then finds its compiled
-    form at once (building it and its cache key anew was 4% of a sync's CPU)."""
-    statement = _INSERTS[dialect](table)
-    return statement.on_conflict_do_update(
-        index_elements=list(key), set_={col: statement.excluded[col] for col in update}
-    )
-
-
 def executemany_upsert(db: Connection, batch: Batch, update: Sequence[str]) -> int:
-    if db.dialect.name not in _INSERTS:
+    if db.dialect.name not in INSERTS:
         raise WarehouseError(
             f"the warehouse dialect {db.dialect.name!r} is not supported: use PostgreSQL or SQLite"
         )
-    statement = _upsert_statement(db.dialect.name, batch.table, tuple(batch.key), tuple(update))
+    statement = upsert_statement(db.dialect.name, batch.table, tuple(batch.key), tuple(update))
     for chunk, _keys in batch.chunks(CHUNK_ROWS):
         try:
             db.execute(statement, [dict(zip(batch.names, row, strict=True)) for row in chunk])

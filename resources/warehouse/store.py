@@ -16,7 +16,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
 from itertools import chain
 from typing import Any
 
@@ -34,14 +33,10 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
-    Select,
     String,
     Table,
     Text,
-    bindparam,
-    func,
     inspect,
-    select,
     text,
 )
 from sqlalchemy.exc import DBAPIError
@@ -55,6 +50,14 @@ from resources.warehouse.load import (
     WarehouseError,
     db_message,
     executemany_upsert,
+)
+from resources.warehouse.statements import (
+    RANK,
+    bound_values,
+    filter_of,
+    select_count,
+    select_latest,
+    select_rows,
 )
 
 # A concurrent CREATE TABLE / ADD COLUMN of the same table makes one attempt lose; the next one
@@ -123,45 +126,6 @@ def _family(sql_type: TypeEngine) -> str | None:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-# The reads a sync makes for every connection, as statements built once per table and filter
-# (the values are bound at execution): SQLAlchemy then finds their compiled form at once, instead
-# of building each query and its cache key anew.
-RANK = "_row_rank"
-Filter = tuple[tuple[str, bool], ...]  # (column, value is None) per column a read filters on
-
-
-@lru_cache(maxsize=256)
-def _select_count(table: Table, where: Filter) -> Select:
-    return select(func.count()).select_from(table).where(*_equal(table, where))
-
-
-@lru_cache(maxsize=256)
-def _select_rows(table: Table, where: Filter) -> Select:
-    return select(table).where(*_equal(table, where))
-
-
-@lru_cache(maxsize=256)
-def _select_latest(table: Table, per: str, order_by: str, where: Filter) -> Select:
-    rank = func.row_number().over(partition_by=table.c[per], order_by=table.c[order_by].desc())
-    inner = select(table, rank.label(RANK)).where(*_equal(table, where)).subquery()
-    return select(*(inner.c[col.name] for col in table.columns)).where(
-        inner.c[RANK] == bindparam(RANK)
-    )
-
-
-def _equal(table: Table, columns: Filter) -> list:
-    """`column = :column` for each (column, False); `column IS NULL` for each (column, True)."""
-    return [table.c[col] == (None if null else bindparam(col)) for col, null in columns]
-
-
-def _filter(where: dict[str, Any]) -> Filter:
-    return tuple((col, value is None) for col, value in where.items())
-
-
-def _values(where: dict[str, Any]) -> dict[str, Any]:
-    return {col: value for col, value in where.items() if value is not None}
 
 
 class Warehouse:
@@ -236,14 +200,14 @@ class Warehouse:
 
     def count(self, name: str, **where: Any) -> int:
         table = self._table(name)
-        query = _select_count(table, _filter(where))
+        query = select_count(table, filter_of(where))
         with self.engine.connect() as db:
-            return int(db.execute(query, _values(where)).scalar_one())
+            return int(db.execute(query, bound_values(where)).scalar_one())
 
     def rows(self, name: str, **where: Any) -> list[dict[str, Any]]:
-        query = _select_rows(self._table(name), _filter(where))
+        query = select_rows(self._table(name), filter_of(where))
         with self.engine.connect() as db:
-            return [dict(row._mapping) for row in db.execute(query, _values(where))]
+            return [dict(row._mapping) for row in db.execute(query, bound_values(where))]
 
     def latest_rows(
         self, name: str, per: str, order_by: str, *, skip: int = 0, **where: Any
@@ -252,8 +216,8 @@ class Warehouse:
 
         E.g. per="video_id", order_by="snapshot_date", skip=1: each video's previous snapshot.
         """
-        query = _select_latest(self._table(name), per, order_by, _filter(where))
-        values = {**_values(where), RANK: skip + 1}
+        query = select_latest(self._table(name), per, order_by, filter_of(where))
+        values = {**bound_values(where), RANK: skip + 1}
         with self.engine.connect() as db:
             return [dict(row._mapping) for row in db.execute(query, values)]
 

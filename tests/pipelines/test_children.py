@@ -7,7 +7,7 @@ import time
 
 from click.testing import CliRunner
 
-from pipelines.children import ChildFailed, Children, may_split, run_size
+from pipelines.children import ENTRY, ChildFailed, Children, load_entry, may_split, run_size
 from pipelines.cli import main
 from pipelines.instance_home import use_project_instance
 from tests.pipelines.test_sync_cli import store  # noqa: F401 (fixture)
@@ -18,6 +18,12 @@ def _wait_for_exit(children: Children, seconds: float = 120) -> list[int | None]
     while any(p.is_alive() for p in children._processes) and time.monotonic() < deadline:
         time.sleep(0.1)
     return [p.exitcode for p in children._processes]
+
+
+def test_the_childrens_entry_is_the_runners_child_runs():
+    from pipelines.runner import child_runs
+
+    assert load_entry(ENTRY) is child_runs
 
 
 def test_a_fleet_may_split_and_a_few_connections_do_not():
