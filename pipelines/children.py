@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +36,8 @@ MIN_CONNECTIONS_PER_RUN = 50
 POLL_S = 0.5  # how often a wait for a child's outcome checks that the child still lives
 ANY_RUN = -1  # a child's failure before it took a run
 ENTRY = "pipelines.runner:child_runs"  # module:function, loaded in the child
+EXIT_STOPPED = 143  # 128 + SIGTERM, as a shell reports a process stopped by it
+JOIN_S = 10.0  # how long a child that reported its runs may take to end
 
 
 def run_size(count: int, batch_size: int | None = None) -> int:
@@ -79,9 +82,11 @@ class Children:
         for process in self._processes:
             process.start()
         self._closed = False
+        self._handed = False
 
     def execute(self, runs: Sequence[Any]) -> Iterator[Any]:
         """The runs, executed in the children from now; their outcomes in order as they come."""
+        self._handed = True
         for index, run in enumerate(runs):
             self._work.put((index, run))
         self.close()
@@ -118,6 +123,17 @@ class Children:
             for _ in self._processes:
                 self._work.put(None)
 
+    def stop(self) -> None:
+        """For a command that has every outcome it handed out: children that executed runs are
+        ending on their own and are waited for; one never handed a run (still loading Dagster,
+        perhaps) is stopped."""
+        self.close()
+        for process in self._processes:
+            if self._handed:
+                process.join(timeout=JOIN_S)
+            if process.is_alive():
+                process.terminate()
+
     def __enter__(self) -> Children:
         return self
 
@@ -132,6 +148,9 @@ def load_entry(entry: str) -> Callable[[Any], AbstractContextManager[Callable[[A
 
 def _child_main(entry: str, work: Any, progress: Any, results: Any, filters: list) -> None:
     warnings.filters[:] = filters  # what the parent keeps off the terminal, the child does too
+    # Stopped outside a run (while loading, or not needed): quietly. A run installs Dagster's own
+    # handler while it executes, which fails the run on the signal.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(EXIT_STOPPED))
     code = 0
     try:
         # Dagster, the definitions and the instance, loaded while the parent works too.

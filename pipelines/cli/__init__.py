@@ -73,3 +73,12 @@ def main() -> None:
     from pipelines.cli.output import quiet_library_warnings
 
     quiet_library_warnings()  # this process only: library notices are not for the reader
+
+
+def run() -> None:
+    """The console script (and `python -m pipelines.cli`): `main`, allowed to end its process
+    at once once a command has said everything (`pipelines.cli.output.finish`)."""
+    from pipelines.cli import ending
+
+    ending.FAST_EXIT = True
+    main()

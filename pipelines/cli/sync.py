@@ -9,6 +9,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines.children import Children, may_split
+from pipelines.cli.ending import finish
 from pipelines.cli.output import console, failure_lines, say, stdout_console
 from pipelines.cli.preflight import preflight
 from resources import settings
@@ -38,12 +39,13 @@ def sync(names: tuple[str, ...], all_active: bool, mode: str | None) -> None:
     # while this one does (with --all before the fleet is counted: unneeded, they just exit).
     children = Children() if may_split(None if all_active else len(names)) else None
     with children or contextlib.nullcontext():
-        _choose_and_run(names, all_active, mode, children)
+        code = _choose_and_run(names, all_active, mode, children)
+    finish(code, children)
 
 
 def _choose_and_run(
     names: tuple[str, ...], all_active: bool, mode: str | None, children: Children | None
-) -> None:
+) -> int:
     from pipelines.defs.tiktok.live import leave_out_demo, left_out_line
     from resources.connections.store import ACTIVE, ConnectionStore
 
@@ -71,10 +73,11 @@ def _choose_and_run(
             raise click.ClickException(
                 f"{', '.join(demo)}: demo connection(s), synced only by `tiktok-crm-sync demo`"
             )
-    _run(chosen, mode, children)
+    return _run(chosen, mode, children)
 
 
-def _run(names: list[str], mode: str | None, children: Children | None) -> None:
+def _run(names: list[str], mode: str | None, children: Children | None) -> int:
+    """The exit code: 1 when a connection failed."""
     import dagster as dg
 
     from pipelines.run_owner import reap_before_start
@@ -113,5 +116,4 @@ def _run(names: list[str], mode: str | None, children: Children | None) -> None:
     for line in failure_lines(outcome.failed):
         say(line)
     say(f"took {time.monotonic() - started:.1f} s")
-    if outcome.failed:
-        raise SystemExit(1)
+    return 1 if outcome.failed else 0

@@ -3,6 +3,8 @@ child that dies fails only its own runs, with the reason, instead of hanging the
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 from click.testing import CliRunner
@@ -72,3 +74,26 @@ def test_sync_all_with_a_dead_child_syncs_its_own_run_and_fails_the_others_with_
         "failed: creator-b, creator-c: the process executing their run ended (exit code -9) "
         "before it reported: sync them again" in result.output
     ), result.output
+
+
+def test_the_console_script_ends_at_once_with_every_line_said_and_its_exit_code(
+    simulator,
+    store,  # noqa: F811
+):
+    """`python -m pipelines.cli` ends its process without the interpreter's teardown: what the
+    command printed is all there, the exit code is the command's, and the three runs (one here,
+    two in the child) synced what they could."""
+    simulator.revoke_account(1)
+    environ = dict(os.environ, SYNC_BATCH_SIZE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "sync", "--all"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "synced 2 of 3 connections" in done.stdout
+    assert "Dagster runs: " in done.stdout
+    assert "tiktok-crm-sync connections reconnect creator-b" in done.stderr
+    assert done.stderr.rstrip().splitlines()[-1].startswith("took ")
