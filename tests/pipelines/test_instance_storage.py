@@ -40,6 +40,21 @@ def log_entry(run_id: str, message: str) -> dg.EventLogEntry:
     )
 
 
+def materialize_range(
+    assets: list, instance: dg.DagsterInstance, keys: list[str]
+) -> dg.ExecuteInProcessResult:
+    """One run over the partitions keys[0]..keys[-1], as the sync's batches are."""
+    return dg.materialize(
+        assets,
+        instance=instance,
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1],
+        },
+    )
+
+
 def messages(storage: PooledSqliteEventLogStorage, run_id: str) -> list[str]:
     return [
         record.event_log_entry.user_message
@@ -202,15 +217,7 @@ def test_a_runs_planned_events_are_written_as_one_batch_and_failed_partitions_st
     with dg.DagsterInstance.get() as instance:
         assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
         instance.add_dynamic_partitions("accounts", keys)
-        result = dg.materialize(
-            [both],
-            instance=instance,
-            raise_on_error=False,
-            tags={
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            },
-        )
+        result = materialize_range([both], instance, keys)
         assert not result.success
         assert batches == [len(keys) * 2]  # every planned event of the run, in one batch
         planned = instance.all_logs(
@@ -269,16 +276,8 @@ def _run_with_checks(home: Path) -> list:
     home.mkdir(exist_ok=True)
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         instance.add_dynamic_partitions("accounts", keys)
-        ranged = dg.materialize(
-            [both],
-            instance=instance,
-            raise_on_error=False,
-            tags={
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            },
-        )
-        # A run of one partition plans its check on that partition: the evaluation updates it.
+        ranged = materialize_range([both], instance, keys)
+        # A run of one partition: a batch of the other kind (not ranged).
         single = dg.materialize(
             [both], instance=instance, partition_key="acct-2", raise_on_error=False
         )
