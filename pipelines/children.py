@@ -106,14 +106,14 @@ class Children:
             except queue.Empty:
                 if any(process.is_alive() for process in self._processes):
                     continue
-                missing = next(i for i in range(len(runs)) if i not in outcomes)
+                missing = _first_missing(runs, outcomes)
                 codes = ", ".join(str(process.exitcode) for process in self._processes)
                 return missing, ChildFailed(
                     f"the process executing their run ended (exit code {codes}) before it "
                     "reported: sync them again"
                 )
             if index == ANY_RUN:
-                index = next(i for i in range(len(runs)) if i not in outcomes)
+                index = _first_missing(runs, outcomes)
             return index, ChildFailed(failure) if failure else outcome
 
     def close(self) -> None:
@@ -139,6 +139,10 @@ class Children:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _first_missing(runs: Sequence[Any], outcomes: dict[int, Any]) -> int:
+    return next(index for index in range(len(runs)) if index not in outcomes)
 
 
 def load_entry(entry: str) -> Callable[[Any], AbstractContextManager[Callable[[Any], Any]]]:

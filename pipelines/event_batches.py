@@ -86,9 +86,9 @@ class BatchInserts:
             if not _in_a_run(event):  # planned checks, evaluations outside a run: Dagster's way
                 self.store_asset_check_event(event, event_id)
         if evaluations:
-            self._update_check_evaluations(evaluations)
+            self._insert_check_evaluations(evaluations)
 
-    def _update_check_evaluations(self, evaluations: list[tuple[Any, dict, int]]) -> None:
+    def _insert_check_evaluations(self, evaluations: list[tuple[Any, dict, int]]) -> None:
         """What Dagster's `_update_asset_check_evaluation` writes for each evaluation, for many at
         once. A check planned on the whole run (how a partitioned run plans its checks) has no
         row for the evaluation's partition, so Dagster inserts one: here one statement inserts
@@ -134,7 +134,7 @@ _CHECK_KEY = ("asset_key", "check_name", "run_id", "partition")
 
 
 def _in_a_run(event: Any) -> bool:
-    """An evaluation of a check in a run, on a partition: the rows `_update_check_evaluations`
+    """An evaluation of a check in a run, on a partition: the rows `_insert_check_evaluations`
     writes in one statement."""
     return (
         event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION

@@ -159,7 +159,7 @@ class PooledSqliteEventLogStorage(BatchInserts, SqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
     def store_event(self, event: Any) -> None:
-        if getattr(self._local, "batch", None) is None and event.dagster_event_type in WRITE_BEHIND:
+        if event.dagster_event_type in WRITE_BEHIND:
             with self._pending_lock:
                 self._pending.append(event)
                 full = len(self._pending) >= FLUSH_EVENTS
@@ -168,9 +168,7 @@ class PooledSqliteEventLogStorage(BatchInserts, SqliteEventLogStorage):
             if full:
                 self.flush()
             return
-        if getattr(self._local, "batch", None) is None:
-            self.flush()  # what came before is written first
-        super().store_event(event)
+        super().store_event(event)  # its first `_connect` writes what was kept behind first
 
     def flush(self) -> None:
         """Write the events kept behind, as one batch."""

@@ -222,7 +222,7 @@ def _execute_concurrently(
         outcome.merge(execute_range(instance, runs[0], on_done, say))
         for run, part in zip(runs[1:], others, strict=True):
             if isinstance(part, ChildFailed):
-                part = _failed_run(run, str(part), outcome, on_done)
+                part = _failed_run(run, str(part), on_done)
             outcome.merge(part)
     finally:
         children.progress.put(None)
@@ -230,15 +230,12 @@ def _execute_concurrently(
     return outcome
 
 
-def _failed_run(
-    run: RangeRun, reason: str, heard: SyncOutcome, on_done: Callable[[str, bool], None]
-) -> SyncOutcome:
-    """The connections of a run whose process failed, not yet heard of, each failed with why."""
+def _failed_run(run: RangeRun, reason: str, on_done: Callable[[str, bool], None]) -> SyncOutcome:
+    """The connections of a run whose process failed, each failed with why."""
     failed = SyncOutcome()
     for name in run.wanted:
-        if name not in heard.succeeded and name not in heard.failed:
-            failed.failed[name] = reason
-            on_done(name, False)
+        failed.failed[name] = reason
+        on_done(name, False)
     return failed
 
 

@@ -77,7 +77,7 @@ def main() -> None:
 
 def run() -> None:
     """The console script (and `python -m pipelines.cli`): `main`, allowed to end its process
-    at once once a command has said everything (`pipelines.cli.output.finish`)."""
+    at once once a command has said everything (`pipelines.cli.ending.finish`)."""
     from pipelines.cli import ending
 
     ending.FAST_EXIT = True
