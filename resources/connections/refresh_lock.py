@@ -7,21 +7,25 @@ refresh, store the rotated pair", so whoever comes second finds the new tokens a
 - In-process: a `threading.Lock` per (state database, connection).
 - PostgreSQL: `pg_advisory_xact_lock` on a hash of the connection name, in a transaction of its
   own; every process and machine using that state database sees it.
-- SQLite: a `BEGIN IMMEDIATE` write transaction on a sidecar lock file beside the state database,
-  which serializes every process on the machine. Not on the state database itself: the token
-  store writes through its own connections, which would wait for this lock forever.
+- SQLite: an exclusive file lock (`filelock`) on the connection's own lock file, in a folder beside
+  the state database: every process on the machine sees it. Per connection, not one for the
+  database: TikTok's access tokens live 24 hours, so the daily sync refreshes nearly every
+  connection every day, and one lock for all of them made a run's refreshes go one at a time.
+  Not on the state database itself: the token store writes through its own connections, which
+  would wait for this lock forever. A connection removed leaves its empty lock file behind.
 - Any other database: the in-process lock plus the store's compare-and-set on `token_version`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from filelock import FileLock, Timeout
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -57,7 +61,9 @@ def refresh_lock(
             with _postgres_lock(engine, connection_name, timeout_s):
                 yield
         elif backend == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            with _sqlite_lock(f"{engine.url.database}.refresh-lock", connection_name, timeout_s):
+            with _file_lock(
+                Path(f"{engine.url.database}.refresh-locks"), connection_name, timeout_s
+            ):
                 yield
         else:
             yield
@@ -93,17 +99,14 @@ def _postgres_lock(engine: Engine, connection_name: str, timeout_s: float) -> It
 
 
 @contextmanager
-def _sqlite_lock(path: str, connection_name: str, timeout_s: float) -> Iterator[None]:
-    # One lock file for all connections of the state database: refreshes are rare and short.
-    db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+def _file_lock(folder: Path, connection_name: str, timeout_s: float) -> Iterator[None]:
+    folder.mkdir(exist_ok=True)
+    lock = FileLock(folder / f"{advisory_key(connection_name) & (2**64 - 1):016x}.lock")
     try:
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as err:
-            raise RefreshLockTimeout(_busy(connection_name, timeout_s)) from err
-        try:
-            yield
-        finally:
-            db.execute("ROLLBACK")
+        lock.acquire(timeout=timeout_s)
+    except Timeout as err:
+        raise RefreshLockTimeout(_busy(connection_name, timeout_s)) from err
+    try:
+        yield
     finally:
-        db.close()
+        lock.release()

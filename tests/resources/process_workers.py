@@ -144,3 +144,13 @@ def sync_connections(
         except Exception as err:  # reported to the parent, which asserts on it
             results.put((name, f"{type(err).__name__}: {err}", 0, 0))
     resource.budget().close()
+
+
+def hold_refresh_lock(state_url: str, name: str, held: Any, release: Any) -> None:
+    """Hold `name`'s refresh lock until told to let go."""
+    from resources.connections.refresh_lock import refresh_lock
+    from resources.database import make_engine
+
+    with refresh_lock(make_engine(state_url), name):
+        held.set()
+        release.wait(30)

@@ -15,13 +15,13 @@ import threading
 
 import pytest
 
-from resources.connections.refresh_lock import advisory_key, refresh_lock
+from resources.connections.refresh_lock import RefreshLockTimeout, advisory_key, refresh_lock
 from resources.connections.store import ConnectionStore
 from resources.database import make_engine
 from resources.tiktok.apps import load_app
 from resources.tiktok.oauth import OAuthClient
 from tests.pipelines.helpers import connect, use_live_app
-from tests.resources.process_workers import sync_profile
+from tests.resources.process_workers import hold_refresh_lock, sync_profile
 
 OVERLAP_LATENCY_MS = (300, 300)  # each call takes long enough for the two runs to overlap
 
@@ -53,6 +53,29 @@ def test_sqlite_lock_serializes_holders(tmp_path):
         order.append("second in")
     thread.join()
     assert order == ["first in", "first out", "second in"]
+
+
+def test_sqlite_lock_is_per_connection_across_processes(tmp_path):
+    """The daily sync refreshes nearly every connection (tokens live 24 h): while another process
+    refreshes one connection, another connection's refresh goes at once; the same one waits."""
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    engine = make_engine(state_url)
+    context = multiprocessing.get_context("spawn")
+    held, release = context.Event(), context.Event()
+    holder = context.Process(target=hold_refresh_lock, args=(state_url, "creator-a", held, release))
+    holder.start()
+    try:
+        assert held.wait(60), "the other process never took creator-a's lock"
+        with refresh_lock(engine, "creator-b", timeout_s=1.0):
+            pass
+        busy = refresh_lock(engine, "creator-a", timeout_s=0.5)
+        with pytest.raises(RefreshLockTimeout, match="creator-a"), busy:
+            pass
+    finally:
+        release.set()
+        holder.join(30)
+    with refresh_lock(engine, "creator-a", timeout_s=5.0):  # free again once the holder let go
+        pass
 
 
 def _race_two_runs(simulator, state_url: str) -> tuple[list[tuple], ConnectionStore]:
