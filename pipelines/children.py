@@ -62,7 +62,7 @@ class Children:
 
     `execute` hands them runs (each child takes the next when it is free) and yields each run's
     outcome, or ChildFailed for it, in the order handed. `progress` carries what the runs report
-    as they go: (connection, ok) pairs and lines to say.
+    as they go: each connection's outcome as it finishes, and lines to say.
     """
 
     def __init__(self, count: int = PARALLEL_RUNS - 1, entry: str = ENTRY) -> None:

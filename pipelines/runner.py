@@ -70,6 +70,10 @@ class SyncOutcome:
         else:
             self.failed[outcome.name] = connection_failure(outcome).description or "failed"
 
+    def connections(self) -> list[tuple[str, bool]]:
+        """(connection, succeeded) for each connection this outcome holds."""
+        return [(name, True) for name in self.succeeded] + [(name, False) for name in self.failed]
+
 
 def range_tags(first: str, last: str) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
@@ -121,14 +125,19 @@ def run_daily_sync(
         RangeRun(first, last, mode, sync_date, tags or {}, _covered(ordered, first, last, names))
         for first, last in partition_ranges(ordered, names, run_size(len(names)))
     ]
+
+    def on_heard(part: SyncOutcome) -> None:
+        for name, ok in part.connections():
+            on_done(name, ok)
+
     if len(runs) == 1:
         if children is not None:
             children.close()  # not needed: they exit
-        return execute_range(instance, runs[0], on_done, say)
+        return execute_range(instance, runs[0], on_heard, say)
     if children is not None:
-        return _execute_concurrently(instance, runs, on_done, say, children)
+        return _execute_concurrently(instance, runs, on_heard, say, children)
     with Children() as started:
-        return _execute_concurrently(instance, runs, on_done, say, started)
+        return _execute_concurrently(instance, runs, on_heard, say, started)
 
 
 @dataclass(frozen=True)
@@ -146,10 +155,11 @@ class RangeRun:
 def execute_range(
     instance: dg.DagsterInstance,
     run: RangeRun,
-    on_done: Callable[[str, bool], None],
+    on_heard: Callable[[SyncOutcome], None],
     say: Callable[[str], None],
     job: dg.JobDefinition | None = None,
 ) -> SyncOutcome:
+    """Execute the run; `on_heard` gets each wanted connection's outcome as it finishes."""
     from pipelines.defs.sync.assets import TIKTOK_POOL
 
     job = job or daily_sync_job()
@@ -159,8 +169,10 @@ def execute_range(
 
     def heard(connection: ConnectionOutcome) -> None:
         if connection.name in wanted:
-            outcome.record(connection)
-            on_done(connection.name, connection.ok)
+            part = SyncOutcome()
+            part.record(connection)
+            outcome.merge(part)
+            on_heard(part)
 
     with progress.listening(heard):
         run_owner.wait_for_pool_slot(instance, TIKTOK_POOL, release_leases, say)
@@ -179,10 +191,12 @@ def execute_range(
     outcome.run_ids.append(result.run_id)
     if not result.success:
         # A run that failed before its connections were heard of (bad config, a crash).
+        unheard = SyncOutcome()
         for name in run.wanted:
             if name not in outcome.failed and name not in outcome.succeeded:
-                outcome.failed[name] = _failure_text(result)
-                on_done(name, False)
+                unheard.failed[name] = _failure_text(result)
+        outcome.merge(unheard)
+        on_heard(unheard)
     return outcome
 
 
@@ -201,41 +215,52 @@ def daily_sync_job() -> dg.JobDefinition:
 def _execute_concurrently(
     instance: dg.DagsterInstance,
     runs: list[RangeRun],
-    on_done: Callable[[str, bool], None],
+    on_heard: Callable[[SyncOutcome], None],
     say: Callable[[str], None],
     children: Children,
 ) -> SyncOutcome:
     """The first run here, the others in the children at the same time."""
     outcome = SyncOutcome()
+    heard: dict[str, SyncOutcome] = {}  # what the children reported, connection by connection
 
     def relay() -> None:  # the children's progress and lines, in this process, as they happen
         while (item := children.progress.get()) is not None:
             if isinstance(item, str):
                 say(item)
             else:
-                on_done(*item)
+                heard.update((name, item) for name, _ok in item.connections())
+                on_heard(item)
 
     relaying = threading.Thread(target=relay, name="sync-progress", daemon=True)
     relaying.start()
     try:
-        others = children.execute(runs[1:])
-        outcome.merge(execute_range(instance, runs[0], on_done, say))
-        for run, part in zip(runs[1:], others, strict=True):
-            if isinstance(part, ChildFailed):
-                part = _failed_run(run, str(part), on_done)
-            outcome.merge(part)
+        pending = children.execute(runs[1:])
+        outcome.merge(execute_range(instance, runs[0], on_heard, say))
+        others = list(pending)
     finally:
         children.progress.put(None)
-        relaying.join()
+        relaying.join()  # after it, everything a dead child sent is in `heard`
+    for run, part in zip(runs[1:], others, strict=True):
+        if isinstance(part, ChildFailed):
+            part = _failed_run(run, str(part), heard, on_heard)
+        outcome.merge(part)
     return outcome
 
 
-def _failed_run(run: RangeRun, reason: str, on_done: Callable[[str, bool], None]) -> SyncOutcome:
-    """The connections of a run whose process failed, each failed with why."""
+def _failed_run(
+    run: RangeRun,
+    reason: str,
+    heard: dict[str, SyncOutcome],
+    on_heard: Callable[[SyncOutcome], None],
+) -> SyncOutcome:
+    """A run whose process died: what it reported before it died, and the rest failed with why
+    (only the rest is new to the progress)."""
+    unheard = SyncOutcome(failed={name: reason for name in run.wanted if name not in heard})
+    on_heard(unheard)
     failed = SyncOutcome()
     for name in run.wanted:
-        failed.failed[name] = reason
-        on_done(name, False)
+        failed.merge(heard.get(name, SyncOutcome()))
+    failed.merge(unheard)
     return failed
 
 
@@ -247,9 +272,7 @@ def child_runs(progress: Any) -> Iterator[Callable[[RangeRun], SyncOutcome]]:
     with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME is inherited from the parent
 
         def execute(run: RangeRun) -> SyncOutcome:
-            return execute_range(
-                instance, run, lambda name, ok: progress.put((name, ok)), progress.put, job
-            )
+            return execute_range(instance, run, progress.put, progress.put, job)
 
         yield execute
 

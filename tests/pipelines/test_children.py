@@ -97,3 +97,47 @@ def test_the_console_script_ends_at_once_with_every_line_said_and_its_exit_code(
     assert "Dagster runs: " in done.stdout
     assert "tiktok-crm-sync connections reconnect creator-b" in done.stderr
     assert done.stderr.rstrip().splitlines()[-1].startswith("took ")
+
+
+def test_a_child_that_died_after_reporting_keeps_what_it_reported_and_counts_each_once(
+    monkeypatch,
+):
+    """The child's run reported creator-b (synced) and then its process died before creator-c:
+    creator-b stays synced, only creator-c fails with the reason, and the progress hears each
+    connection exactly once."""
+    import queue
+
+    from pipelines import runner
+
+    class DyingChild:
+        progress: queue.Queue = queue.Queue()
+
+        def execute(self, runs):
+            def outcomes():
+                reported = runner.SyncOutcome(succeeded=["creator-b"], rows={"videos": 40})
+                self.progress.put(reported)
+                self.progress.put("a line from the child")
+                yield ChildFailed("the process executing their run ended (exit code -9)")
+
+            return outcomes()
+
+    def own_run(_instance, run, on_heard, _say, _job=None):
+        part = runner.SyncOutcome(succeeded=list(run.wanted), rows={"videos": 40})
+        on_heard(part)
+        return part
+
+    monkeypatch.setattr(runner, "execute_range", own_run)
+    runs = [
+        runner.RangeRun("creator-a", "creator-a", None, None, {}, ("creator-a",)),
+        runner.RangeRun("creator-b", "creator-c", None, None, {}, ("creator-b", "creator-c")),
+    ]
+    heard: list[tuple[str, bool]] = []
+    said: list[str] = []
+    outcome = runner._execute_concurrently(
+        None, runs, lambda part: heard.extend(part.connections()), said.append, DyingChild()
+    )
+    assert sorted(heard) == [("creator-a", True), ("creator-b", True), ("creator-c", False)]
+    assert sorted(outcome.succeeded) == ["creator-a", "creator-b"]
+    assert outcome.failed == {"creator-c": "the process executing their run ended (exit code -9)"}
+    assert outcome.rows == {"videos": 80}
+    assert said == ["a line from the child"]
