@@ -174,8 +174,9 @@ class TikTokResource(dg.ConfigurableResource):
             )
 
     def oauth(self, app_name: str) -> OAuthClient:
-        if self._oauth_http is None:
-            self._oauth_http = httpx.Client(timeout=OAUTH_TIMEOUT)
+        with self._open_lock:  # the run's threads start together: one pool, not one each
+            if self._oauth_http is None:
+                self._oauth_http = httpx.Client(timeout=OAUTH_TIMEOUT)
         return OAuthClient(
             load_app(app_name),
             api_base_url=self.api_base_url,
